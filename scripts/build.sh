@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Configures and builds Portcullis into build/ (Release with debug info, warnings as errors).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTCULLIS_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts the gateway on the bundled demo config (no identity provider, no Redis): installs
+# what is missing, builds, makes dev certificates, starts the demo echo upstream on
+# 127.0.0.1:7001 and runs the gateway in the foreground. Ctrl-C stops both.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+scripts/build.sh
+certs/make-dev-certs.sh
+node tests/support/echo-upstream.mjs --port 7001 --name demo-echo &
+upstream=$!
+trap 'kill $upstream 2>/dev/null || true' EXIT
+cat <<TXT
+
+Portcullis demo
+  HTTPS listener  https://localhost:8443/   (dev CA: certs/dev/ca.crt)
+  HTTP listener   http://127.0.0.1:8080/
+  Admin           http://127.0.0.1:9901/healthz  /readyz  /metrics  /config
+  Upstream        http://127.0.0.1:7001/ (echo server)
+
+Try:
+  curl --cacert certs/dev/ca.crt https://localhost:8443/hello?name=world
+
+TXT
+build/portcullis serve --config config/demo.yaml

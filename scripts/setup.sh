@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Portcullis needs to build and test on Debian 12 (run as root, or with sudo
+# available). Only installs what is missing; `apt-get update` runs first when it must install.
+# Note: never install libboost-dev / libboost-all-dev (1.74); they conflict with 1.81.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config ccache git ca-certificates curl openssl
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libhiredis-dev libnghttp2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nodejs npm
+)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(wrk)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# nodejs/npm may come from elsewhere on this image (e.g. a newer Node): accept those.
+filtered=()
+for p in "${missing[@]}"; do
+  if [[ "$p" == nodejs ]] && command -v node >/dev/null; then continue; fi
+  if [[ "$p" == npm ]] && command -v npm >/dev/null; then continue; fi
+  filtered+=("$p")
+done
+if ((${#filtered[@]})); then
+  echo "setup: installing ${filtered[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update
+  $SUDO apt-get install -y --no-install-recommends "${filtered[@]}"
+fi

@@ -1,0 +1,79 @@
+#pragma once
+// Process-wide metrics with Prometheus text rendering. Families are created once (at config
+// load, under a lock) and then updated lock-free with relaxed atomics on the hot path; their
+// addresses never change, so a config snapshot can hold plain pointers to them.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace portcullis {
+
+// Latency histogram with fixed bucket bounds (seconds).
+class Histogram {
+ public:
+  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                     0.025,  0.05,  0.1,    0.25,  0.5,
+                                                     1,      2.5,   5,      10};
+  void observe(double seconds);
+  void render(std::string& out, std::string_view name, std::string_view labels) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> counts_{};
+  std::atomic<std::uint64_t> sum_micros_{0};
+};
+
+struct RouteMetrics {
+  std::array<std::atomic<std::uint64_t>, 5> requests_by_class{};  // 1xx..5xx
+  Histogram duration;
+  void record(unsigned status, double seconds);
+};
+
+enum class UpstreamErrorKind { connect, timeout, reset, protocol, no_healthy, count };
+std::string_view to_string(UpstreamErrorKind k);
+
+struct UpstreamMetrics {
+  std::atomic<std::int64_t> connections_active{0};
+  std::atomic<std::uint64_t> connections_total{0};
+  std::atomic<std::uint64_t> connections_reused{0};
+  std::atomic<std::uint64_t> requests_total{0};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(UpstreamErrorKind::count)>
+      errors{};
+  void error(UpstreamErrorKind k) {
+    errors[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+struct ListenerMetrics {
+  std::atomic<std::int64_t> connections_active{0};
+  std::atomic<std::uint64_t> connections_total{0};
+  std::atomic<std::uint64_t> tls_handshake_errors{0};
+};
+
+class MetricsRegistry {
+ public:
+  static MetricsRegistry& instance();
+
+  RouteMetrics& route(std::string_view name);  // "" is the family for "no route matched"
+  UpstreamMetrics& upstream(std::string_view name);
+  ListenerMetrics& listener(std::string_view name);
+
+  std::atomic<std::uint64_t> reloads_success{0};
+  std::atomic<std::uint64_t> reloads_failure{0};
+  std::atomic<std::uint64_t> config_generation{0};
+  std::atomic<std::uint64_t> bad_requests{0};
+
+  std::string render() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<RouteMetrics>, std::less<>> routes_;
+  std::map<std::string, std::unique_ptr<UpstreamMetrics>, std::less<>> upstreams_;
+  std::map<std::string, std::unique_ptr<ListenerMetrics>, std::less<>> listeners_;
+};
+
+}  // namespace portcullis

@@ -1,0 +1,123 @@
+#pragma once
+// The validated configuration model. A Config is built once by ConfigLoader from YAML,
+// checked completely (unknown keys, units, references, files), and then shared as an
+// immutable snapshot (std::shared_ptr<const Config>); a reload builds a new one.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/net_types.hpp"
+
+namespace portcullis {
+
+using Duration = std::chrono::milliseconds;
+
+struct TlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // empty: no client certificates requested
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+};
+
+struct ListenerLimits {
+  std::size_t max_header_bytes = 64 * 1024;     // request line + headers; larger -> 431
+  Duration header_timeout = std::chrono::seconds(10);  // slow client sending headers -> 408
+  Duration idle_timeout = std::chrono::seconds(60);    // keep-alive between requests
+  Duration handshake_timeout = std::chrono::seconds(10);
+  std::size_t max_requests_per_connection = 0;  // 0: unlimited
+};
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  std::optional<TlsConfig> tls;  // absent: plaintext
+  ListenerLimits limits;
+  int line = 0;  // position in the config file, for messages
+};
+
+struct AdminConfig {
+  std::optional<SocketAddress> address;  // absent: no admin listener
+};
+
+struct ServerConfig {
+  unsigned workers = 0;  // 0 = auto (hardware concurrency)
+  Duration drain_timeout = std::chrono::seconds(20);
+  std::vector<Cidr> trusted_proxies;  // peers whose X-Forwarded-* headers are kept
+  std::string instance_name;          // defaults to the host name
+};
+
+struct AccessLogConfig {
+  std::string path = "stdout";  // "stdout", "stderr", "off" or a file path
+};
+
+enum class UpstreamProtocol { http1, h2c, h2 };
+
+struct EndpointConfig {
+  SocketAddress address;
+  unsigned weight = 1;
+};
+
+struct UpstreamTimeouts {
+  Duration connect = std::chrono::seconds(2);
+  Duration request = std::chrono::seconds(30);  // request sent -> response headers received
+  Duration idle = std::chrono::seconds(60);     // pooled connection idle / body inactivity
+};
+
+struct UpstreamPoolConfig {
+  std::size_t max_idle_per_endpoint = 64;  // per worker
+};
+
+struct EjectionConfig {
+  unsigned consecutive_failures = 5;  // 0 disables passive ejection
+  Duration base_duration = std::chrono::seconds(10);
+};
+
+struct UpstreamConfig {
+  std::string name;
+  UpstreamProtocol protocol = UpstreamProtocol::http1;
+  std::vector<EndpointConfig> endpoints;
+  UpstreamTimeouts timeouts;
+  UpstreamPoolConfig pool;
+  EjectionConfig ejection;
+  unsigned retries = 1;  // extra attempts on connect failure, idempotent methods only
+  int line = 0;
+};
+
+enum class AuthMode { public_access, bearer, sso, bearer_or_sso, mtls };
+
+struct RouteMatch {
+  std::string host;  // "" = any; "api.example.com" or "*.example.com"; lowercased
+  std::string path;  // exact path ("" = not set)
+  std::string path_prefix;  // prefix ("" = not set; "/" matches everything)
+  std::vector<std::string> methods;  // uppercase; empty = any
+  std::string grpc_service;  // reserved for the HTTP/2 issue
+  std::string grpc_method;
+};
+
+struct RouteConfig {
+  std::string name;
+  RouteMatch match;
+  std::string upstream;
+  AuthMode auth = AuthMode::public_access;
+  std::optional<std::uint64_t> max_body_bytes;  // absent: the server default
+  std::optional<Duration> timeout;              // overrides upstream.timeouts.request
+  bool allow_encoded_slash = false;             // keep %2F/%5C undecoded instead of 400
+  int line = 0;
+};
+
+struct Config {
+  std::string source_file;  // the file it was loaded from (for messages and /config)
+  ServerConfig server;
+  AccessLogConfig access_log;
+  std::vector<ListenerConfig> listeners;
+  AdminConfig admin;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+  std::uint64_t default_max_body_bytes = 10ull * 1024 * 1024;
+
+  const UpstreamConfig* find_upstream(std::string_view name) const;
+};
+
+}  // namespace portcullis

@@ -1,0 +1,112 @@
+#include "core/config_json.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "core/config.hpp"
+#include "core/units.hpp"
+
+namespace portcullis {
+namespace json = boost::json;
+
+namespace {
+
+std::string_view auth_name(AuthMode m) {
+  switch (m) {
+    case AuthMode::public_access: return "public";
+    case AuthMode::bearer: return "bearer";
+    case AuthMode::sso: return "sso";
+    case AuthMode::bearer_or_sso: return "bearer_or_sso";
+    case AuthMode::mtls: return "mtls";
+  }
+  return "unknown";
+}
+
+std::string_view protocol_name(UpstreamProtocol p) {
+  switch (p) {
+    case UpstreamProtocol::http1: return "http1";
+    case UpstreamProtocol::h2c: return "h2c";
+    case UpstreamProtocol::h2: return "h2";
+  }
+  return "unknown";
+}
+
+json::array strings(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+}  // namespace
+
+std::string config_to_json(const Config& c) {
+  json::object root;
+  root["source_file"] = c.source_file;
+  json::array proxies;
+  for (const auto& p : c.server.trusted_proxies) proxies.emplace_back(p.to_string());
+  root["server"] = {{"workers", c.server.workers == 0 ? json::value("auto")
+                                                      : json::value(c.server.workers)},
+                    {"drain_timeout", format_duration(c.server.drain_timeout)},
+                    {"trusted_proxies", proxies},
+                    {"instance_name", c.server.instance_name},
+                    {"max_body", c.default_max_body_bytes}};
+  root["access_log"] = {{"path", c.access_log.path}};
+  json::array listeners;
+  for (const auto& l : c.listeners) {
+    json::object o{{"name", l.name}, {"address", l.address.to_string()}};
+    if (l.tls) {
+      o["tls"] = {{"cert", l.tls->cert_file},
+                  {"key", l.tls->key_file},
+                  {"client_ca", l.tls->client_ca_file},
+                  {"min_version", l.tls->min_version}};
+    }
+    o["limits"] = {{"max_header_bytes", l.limits.max_header_bytes},
+                   {"header_timeout", format_duration(l.limits.header_timeout)},
+                   {"idle_timeout", format_duration(l.limits.idle_timeout)},
+                   {"handshake_timeout", format_duration(l.limits.handshake_timeout)},
+                   {"max_requests_per_connection", l.limits.max_requests_per_connection}};
+    listeners.emplace_back(std::move(o));
+  }
+  root["listeners"] = std::move(listeners);
+  if (c.admin.address) root["admin"] = {{"address", c.admin.address->to_string()}};
+  json::array upstreams;
+  for (const auto& u : c.upstreams) {
+    json::array endpoints;
+    for (const auto& e : u.endpoints) {
+      endpoints.push_back(json::object{{"address", e.address.to_string()}, {"weight", e.weight}});
+    }
+    upstreams.push_back(json::object{
+        {"name", u.name},
+        {"protocol", protocol_name(u.protocol)},
+        {"endpoints", std::move(endpoints)},
+        {"timeouts", {{"connect", format_duration(u.timeouts.connect)},
+                      {"request", format_duration(u.timeouts.request)},
+                      {"idle", format_duration(u.timeouts.idle)}}},
+        {"pool", {{"max_idle_per_endpoint", u.pool.max_idle_per_endpoint}}},
+        {"ejection", {{"consecutive_failures", u.ejection.consecutive_failures},
+                      {"base_duration", format_duration(u.ejection.base_duration)}}},
+        {"retries", u.retries}});
+  }
+  root["upstreams"] = std::move(upstreams);
+  json::array routes;
+  for (const auto& r : c.routes) {
+    json::object match;
+    if (!r.match.host.empty()) match["host"] = r.match.host;
+    if (!r.match.path.empty()) match["path"] = r.match.path;
+    if (!r.match.path_prefix.empty()) match["path_prefix"] = r.match.path_prefix;
+    if (!r.match.methods.empty()) match["methods"] = strings(r.match.methods);
+    json::object o{{"name", r.name},
+                   {"match", std::move(match)},
+                   {"upstream", r.upstream},
+                   {"auth", auth_name(r.auth)},
+                   {"allow_encoded_slash", r.allow_encoded_slash}};
+    if (r.max_body_bytes) o["max_body"] = *r.max_body_bytes;
+    if (r.timeout) o["timeout"] = format_duration(*r.timeout);
+    routes.emplace_back(std::move(o));
+  }
+  root["routes"] = std::move(routes);
+  return json::serialize(root);
+}
+
+}  // namespace portcullis

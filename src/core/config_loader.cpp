@@ -1,0 +1,990 @@
+// YAML -> Config: strict schema checking (unknown keys, duplicate keys, node types), unit
+// parsing, cross references and certificate checks, collecting every error with its position.
+#include "core/config_loader.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "core/units.hpp"
+
+namespace portcullis {
+
+std::string ConfigError::to_string() const {
+  std::string out = file;
+  if (line > 0) {
+    out += ":" + std::to_string(line);
+    if (column > 0) out += ":" + std::to_string(column);
+  }
+  out += ": ";
+  out += message;
+  return out;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A 1-based position in the config file; {0, 0} when unknown.
+struct Pos {
+  int line = 0;
+  int column = 0;
+};
+
+Pos pos_of(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.line < 0 || mark.column < 0) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+std::string in_quotes(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+std::string join_path(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string indexed(const std::string& path, std::size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+std::string node_kind(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar " + in_quotes(node.Scalar());
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+// One key/value pair of a checked map, with the key's node for positions.
+struct Field {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+  std::string path;  // "listeners[0].tls.cert"
+};
+
+// The accepted pairs of a map whose keys were checked against the schema.
+struct Fields {
+  YAML::Node node;
+  std::string path;
+  std::vector<Field> fields;
+
+  const Field* get(std::string_view key) const {
+    for (const auto& f : fields) {
+      if (f.key == key) return &f;
+    }
+    return nullptr;
+  }
+};
+
+// RFC 9110 token characters (method names).
+bool is_tchar(char c) {
+  if (std::isalnum(static_cast<unsigned char>(c))) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+}
+
+// Why a route path is not canonical (a normalised request path could never equal it), or
+// nullopt when it is canonical.
+std::optional<std::string> non_canonical_reason(std::string_view path) {
+  if (path.empty() || path.front() != '/') return "it must start with '/'";
+  for (char c : path) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '%') return "it contains '%' (percent-encoding is not allowed in route paths)";
+    if (c == ';') return "it contains ';' (path parameters are stripped from requests)";
+    if (c == '?') return "it contains '?' (a route path cannot include a query)";
+    if (c == '#') return "it contains '#' (fragments are never part of a request path)";
+    if (c == '\\') return "it contains '\\' (backslashes are refused in requests)";
+    if (u <= 0x20 || u >= 0x7F) {
+      return "it contains a space, control or non-ASCII character";
+    }
+  }
+  if (path.find("//") != std::string_view::npos) {
+    return "it contains '//' (empty segments are merged in requests)";
+  }
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view segment = path.substr(start, end - start);
+    if (segment == "." || segment == "..") {
+      return "it contains a '" + std::string(segment) +
+             "' segment (dot segments are resolved in requests)";
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+// Why a route host pattern is invalid, or nullopt. `host` is already lower-cased.
+std::optional<std::string> bad_host_reason(std::string_view host) {
+  if (host.empty()) return "it is empty (omit 'host' to match any host)";
+  if (host.find("://") != std::string_view::npos) {
+    return "it must be a host name without a scheme";
+  }
+  if (host.find(':') != std::string_view::npos) return "it must not include a port";
+  if (host == "*") return "'*' alone is not a pattern (omit 'host' to match any host)";
+  std::string_view rest = host;
+  if (host.find('*') != std::string_view::npos) {
+    if (host.substr(0, 2) != "*." || host.find('*', 1) != std::string_view::npos) {
+      return "the wildcard '*' is only allowed as the whole leftmost label, e.g. *.example.com";
+    }
+    rest = host.substr(2);
+  }
+  if (rest.empty()) return "a wildcard needs a domain after '*.'";
+  if (rest.back() == '.') return "it must not end with '.'";
+  std::size_t start = 0;
+  while (start <= rest.size()) {
+    std::size_t end = rest.find('.', start);
+    if (end == std::string_view::npos) end = rest.size();
+    const std::string_view label = rest.substr(start, end - start);
+    if (label.empty()) return "it contains an empty label";
+    for (char c : label) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
+        return "it contains " + in_quotes(std::string(1, c)) +
+               " (allowed: letters, digits, '-', '_', '.', and a leading '*.')";
+      }
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "portcullis";
+  return buf;
+}
+
+// Refuses to prompt for a pass phrase: encrypted keys are reported as unreadable.
+int no_password(char*, int, int, void*) {
+  return -1;
+}
+
+using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+// Builds and validates a Config; the state of one load.
+class Loader {
+ public:
+  Loader(std::string source, std::string base_dir)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
+
+  ConfigLoadResult run(std::string_view yaml);
+
+ private:
+  void error_at(Pos pos, std::string message) {
+    errors_.push_back({source_, pos.line, pos.column, std::move(message)});
+  }
+  void error(const YAML::Node& at, std::string message) {
+    error_at(pos_of(at), std::move(message));
+  }
+  // Errors about a value point at the value, or at its key when the value is empty.
+  void value_error(const Field& f, const std::string& reason) {
+    error(f.value.IsNull() ? f.key_node : f.value, f.path + ": " + reason);
+  }
+
+  std::optional<Fields> check_map(const YAML::Node& node, const std::string& path,
+                                  std::initializer_list<std::string_view> allowed);
+  std::optional<Fields> map_value(const Field& f, std::initializer_list<std::string_view> allowed);
+  const Field* require(const Fields& m, std::string_view key, std::string_view what);
+
+  std::optional<std::string> scalar(const Field& f, std::string_view expected);
+  std::optional<std::string> nonempty_string(const Field& f);
+  std::optional<YAML::Node> sequence(const Field& f);
+  std::optional<long long> integer(const Field& f, long long min, long long max);
+  std::optional<Duration> duration(const Field& f, bool positive);
+  std::optional<std::uint64_t> size(const Field& f);
+  std::optional<bool> boolean(const Field& f);
+  std::optional<SocketAddress> address(const Field& f, bool allow_names);
+  std::optional<std::string> file(const Field& f, std::string* contents);
+  std::string resolve(const std::string& path) const;
+
+  void parse_server(const Field* f);
+  void parse_access_log(const Field* f);
+  void parse_listeners(const Fields& root);
+  void parse_listener(const YAML::Node& node, const std::string& path);
+  void parse_tls(const Field& f, TlsConfig& tls);
+  void parse_limits(const Field& f, ListenerLimits& limits);
+  void parse_admin(const Field* f);
+  void parse_upstreams(const Fields& root);
+  void parse_upstream(const YAML::Node& node, const std::string& path);
+  void parse_endpoint(const YAML::Node& node, const std::string& path, UpstreamConfig& upstream);
+  void parse_routes(const Fields& root);
+  void parse_route(const YAML::Node& node, const std::string& path);
+  void parse_match(const Field& f, RouteMatch& match);
+  void check_unique_name(const Field& f, const std::string& name, std::string_view kind,
+                         std::map<std::string, int>& seen);
+  void check_unique_address(const Field& f, const SocketAddress& address);
+
+  std::string source_;
+  std::string base_dir_;
+  Config config_;
+  std::vector<ConfigError> errors_;
+  std::map<std::string, int> listener_names_;
+  std::map<std::string, int> upstream_names_;
+  std::map<std::string, int> route_names_;
+  // Bound addresses so far (listeners, then admin): address, owner label, line.
+  struct Bound {
+    SocketAddress address;
+    std::string owner;
+    int line;
+  };
+  std::vector<Bound> bound_;
+};
+
+std::optional<Fields> Loader::check_map(const YAML::Node& node, const std::string& path,
+                                        std::initializer_list<std::string_view> allowed) {
+  const std::string where = path.empty() ? "the config" : in_quotes(path);
+  if (!node.IsMap()) {
+    error(node, where + " must be a map, got " + node_kind(node));
+    return std::nullopt;
+  }
+  std::string allowed_list;
+  for (std::string_view a : allowed) {
+    if (!allowed_list.empty()) allowed_list += ", ";
+    allowed_list += a;
+  }
+  Fields out{node, path, {}};
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      error(key, "keys in " + where + " must be plain strings, got " + node_kind(key));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      error(key, "unknown key " + in_quotes(name) +
+                     (path.empty() ? std::string(" at the top level") : " in " + where) +
+                     "; allowed keys: " + allowed_list);
+      continue;
+    }
+    if (const Field* first = out.get(name)) {
+      error(key, "duplicate key " + in_quotes(name) + " in " + where + " (first at line " +
+                     std::to_string(pos_of(first->key_node).line) + ")");
+      continue;
+    }
+    out.fields.push_back({name, key, it->second, join_path(path, name)});
+  }
+  return out;
+}
+
+std::optional<Fields> Loader::map_value(const Field& f,
+                                        std::initializer_list<std::string_view> allowed) {
+  if (!f.value.IsMap()) {
+    value_error(f, "expected a map, got " + node_kind(f.value));
+    return std::nullopt;
+  }
+  return check_map(f.value, f.path, allowed);
+}
+
+const Field* Loader::require(const Fields& m, std::string_view key, std::string_view what) {
+  const Field* f = m.get(key);
+  if (f == nullptr) {
+    std::string message = "missing required key " + in_quotes(key);
+    if (!m.path.empty()) message += " in " + in_quotes(m.path);
+    if (!what.empty()) message += " (" + std::string(what) + ")";
+    error(m.node, message);
+  }
+  return f;
+}
+
+std::optional<std::string> Loader::scalar(const Field& f, std::string_view expected) {
+  if (!f.value.IsScalar()) {
+    value_error(f, "expected " + std::string(expected) + ", got " + node_kind(f.value));
+    return std::nullopt;
+  }
+  return f.value.Scalar();
+}
+
+std::optional<std::string> Loader::nonempty_string(const Field& f) {
+  auto s = scalar(f, "a string");
+  if (s && s->empty()) {
+    value_error(f, "must not be empty");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<YAML::Node> Loader::sequence(const Field& f) {
+  if (!f.value.IsSequence()) {
+    value_error(f, "expected a list, got " + node_kind(f.value));
+    return std::nullopt;
+  }
+  return f.value;
+}
+
+std::optional<long long> Loader::integer(const Field& f, long long min, long long max) {
+  const std::string range = std::to_string(min) + ".." + std::to_string(max);
+  auto s = scalar(f, "a whole number " + range);
+  if (!s) return std::nullopt;
+  long long value = 0;
+  const char* first = s->data();
+  const char* last = s->data() + s->size();
+  auto [ptr, ec] = std::from_chars(first, last, value);
+  if (s->empty() || ec == std::errc::invalid_argument || ptr != last) {
+    value_error(f, in_quotes(*s) + " is not a whole number (expected " + range + ")");
+    return std::nullopt;
+  }
+  if (ec == std::errc::result_out_of_range || value < min || value > max) {
+    value_error(f, in_quotes(*s) + " is out of range (expected " + range + ")");
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<Duration> Loader::duration(const Field& f, bool positive) {
+  auto s = scalar(f, "a duration (e.g. 250ms, 30s, 1m30s)");
+  if (!s) return std::nullopt;
+  auto d = parse_duration(*s);
+  if (!d) {
+    value_error(f, d.error());
+    return std::nullopt;
+  }
+  if (positive && d->count() == 0) {
+    value_error(f, "must be greater than 0");
+    return std::nullopt;
+  }
+  return *d;
+}
+
+std::optional<std::uint64_t> Loader::size(const Field& f) {
+  auto s = scalar(f, "a size (e.g. 512, 64KiB, 100MiB)");
+  if (!s) return std::nullopt;
+  auto v = parse_size(*s);
+  if (!v) {
+    value_error(f, v.error());
+    return std::nullopt;
+  }
+  return *v;
+}
+
+std::optional<bool> Loader::boolean(const Field& f) {
+  auto s = scalar(f, "true or false");
+  if (!s) return std::nullopt;
+  if (*s == "true" || *s == "True" || *s == "TRUE") return true;
+  if (*s == "false" || *s == "False" || *s == "FALSE") return false;
+  value_error(f, "expected true or false, got " + in_quotes(*s));
+  return std::nullopt;
+}
+
+std::optional<SocketAddress> Loader::address(const Field& f, bool allow_names) {
+  auto s = scalar(f, allow_names ? "an address host:port" : "an address ip:port");
+  if (!s) return std::nullopt;
+  auto a = parse_socket_address(*s, allow_names);
+  if (!a) {
+    value_error(f, a.error());
+    return std::nullopt;
+  }
+  return *a;
+}
+
+std::string Loader::resolve(const std::string& path) const {
+  fs::path p(path);
+  if (p.is_relative() && !base_dir_.empty()) p = fs::path(base_dir_) / p;
+  return p.lexically_normal().string();
+}
+
+// Resolves a file name and reads it; returns the resolved path.
+std::optional<std::string> Loader::file(const Field& f, std::string* contents) {
+  auto name = nonempty_string(f);
+  if (!name) return std::nullopt;
+  const std::string resolved = resolve(*name);
+  std::error_code ec;
+  const auto status = fs::status(resolved, ec);
+  if (ec || !fs::exists(status)) {
+    value_error(f, "file " + in_quotes(resolved) + " does not exist");
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(status)) {
+    value_error(f, in_quotes(resolved) + " is not a regular file");
+    return std::nullopt;
+  }
+  std::ifstream in(resolved, std::ios::binary);
+  std::ostringstream buffer;
+  if (in) buffer << in.rdbuf();
+  if (!in || in.bad()) {
+    value_error(f, "cannot read file " + in_quotes(resolved) + ": " + std::strerror(errno));
+    return std::nullopt;
+  }
+  *contents = buffer.str();
+  return resolved;
+}
+
+void Loader::check_unique_name(const Field& f, const std::string& name, std::string_view kind,
+                               std::map<std::string, int>& seen) {
+  const int line = pos_of(f.value).line;
+  auto [it, inserted] = seen.emplace(name, line);
+  if (!inserted) {
+    value_error(f, "duplicate " + std::string(kind) + " name " + in_quotes(name) +
+                       " (first defined at line " + std::to_string(it->second) + ")");
+  }
+}
+
+void Loader::check_unique_address(const Field& f, const SocketAddress& address) {
+  namespace ip = boost::asio::ip;
+  auto unspecified = [](const SocketAddress& a) {
+    boost::system::error_code ec;
+    const auto addr = ip::make_address(a.host, ec);
+    return !ec && addr.is_unspecified();
+  };
+  for (const auto& other : bound_) {
+    if (other.address.port != address.port) continue;
+    // A wildcard bind (0.0.0.0, ::) collides with every address on the same port.
+    if (other.address.host == address.host || unspecified(other.address) || unspecified(address)) {
+      value_error(f, "address " + in_quotes(address.to_string()) + " conflicts with " +
+                         other.owner + " " + in_quotes(other.address.to_string()) + " (line " +
+                         std::to_string(other.line) + ")");
+      return;
+    }
+  }
+}
+
+void Loader::parse_server(const Field* f) {
+  config_.server.instance_name = "";
+  if (f != nullptr) {
+    if (auto m = map_value(
+            *f, {"workers", "drain_timeout", "trusted_proxies", "instance_name", "max_body"})) {
+      if (const Field* w = m->get("workers")) {
+        if (w->value.IsScalar() && w->value.Scalar() == "auto") {
+          config_.server.workers = 0;
+        } else if (!w->value.IsScalar()) {
+          value_error(*w, "expected 'auto' or a whole number 1..256, got " + node_kind(w->value));
+        } else if (auto n = integer(*w, 1, 256)) {
+          config_.server.workers = static_cast<unsigned>(*n);
+        }
+      }
+      if (const Field* d = m->get("drain_timeout")) {
+        if (auto v = duration(*d, false)) config_.server.drain_timeout = *v;
+      }
+      if (const Field* t = m->get("trusted_proxies")) {
+        if (auto seq = sequence(*t)) {
+          for (std::size_t i = 0; i < seq->size(); ++i) {
+            const YAML::Node item = (*seq)[i];
+            Field itemf{"", t->key_node, item, indexed(t->path, i)};
+            auto s = scalar(itemf, "a CIDR block (e.g. 10.0.0.0/8)");
+            if (!s) continue;
+            auto cidr = parse_cidr(*s);
+            if (!cidr) {
+              value_error(itemf, cidr.error());
+              continue;
+            }
+            config_.server.trusted_proxies.push_back(*cidr);
+          }
+        }
+      }
+      if (const Field* n = m->get("instance_name")) {
+        if (auto s = nonempty_string(*n)) config_.server.instance_name = *s;
+      }
+      if (const Field* b = m->get("max_body")) {
+        if (auto v = size(*b)) {
+          if (*v == 0) {
+            value_error(*b, "must be greater than 0");
+          } else {
+            config_.default_max_body_bytes = *v;
+          }
+        }
+      }
+    }
+  }
+  if (config_.server.instance_name.empty()) config_.server.instance_name = host_name();
+}
+
+void Loader::parse_access_log(const Field* f) {
+  if (f == nullptr) return;
+  auto m = map_value(*f, {"path"});
+  if (!m) return;
+  if (const Field* p = m->get("path")) {
+    if (auto s = nonempty_string(*p)) {
+      if (*s == "stdout" || *s == "stderr" || *s == "off") {
+        config_.access_log.path = *s;
+      } else {
+        config_.access_log.path = resolve(*s);
+      }
+    }
+  }
+}
+
+void Loader::parse_listeners(const Fields& root) {
+  const Field* f = require(root, "listeners", "a non-empty list of listeners");
+  if (f == nullptr) return;
+  auto seq = sequence(*f);
+  if (!seq) return;
+  if (seq->size() == 0) {
+    value_error(*f, "must list at least one listener");
+    return;
+  }
+  for (std::size_t i = 0; i < seq->size(); ++i) parse_listener((*seq)[i], indexed(f->path, i));
+}
+
+void Loader::parse_listener(const YAML::Node& node, const std::string& path) {
+  auto m = check_map(node, path, {"name", "address", "tls", "limits"});
+  if (!m) return;
+  ListenerConfig listener;
+  listener.line = pos_of(node).line;
+  if (const Field* n = require(*m, "name", "")) {
+    if (auto s = nonempty_string(*n)) {
+      if (!std::all_of(s->begin(), s->end(), is_name_char)) {
+        value_error(*n, "listener name " + in_quotes(*s) +
+                            " may only contain letters, digits, '_', '.' and '-'");
+      } else {
+        check_unique_name(*n, *s, "listener", listener_names_);
+      }
+      listener.name = *s;
+    }
+  }
+  if (const Field* a = require(*m, "address", "e.g. 0.0.0.0:8443")) {
+    if (auto addr = address(*a, false)) {
+      check_unique_address(*a, *addr);
+      bound_.push_back({*addr, "listener " + in_quotes(listener.name), pos_of(a->value).line});
+      listener.address = *addr;
+    }
+  }
+  if (const Field* t = m->get("tls")) {
+    listener.tls.emplace();
+    parse_tls(*t, *listener.tls);
+  }
+  if (const Field* l = m->get("limits")) parse_limits(*l, listener.limits);
+  config_.listeners.push_back(std::move(listener));
+}
+
+void Loader::parse_tls(const Field& f, TlsConfig& tls) {
+  auto m = map_value(f, {"cert", "key", "client_ca", "min_version"});
+  if (!m) return;
+  X509Ptr cert(nullptr, X509_free);
+  PkeyPtr key(nullptr, EVP_PKEY_free);
+  std::string contents;
+  if (const Field* c = require(*m, "cert", "a PEM certificate file")) {
+    if (auto path = file(*c, &contents)) {
+      tls.cert_file = *path;
+      BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
+      if (bio) cert.reset(PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr));
+      if (!cert) value_error(*c, in_quotes(*path) + " does not contain a PEM certificate");
+    }
+  }
+  const Field* k = require(*m, "key", "a PEM private key file");
+  if (k != nullptr) {
+    if (auto path = file(*k, &contents)) {
+      tls.key_file = *path;
+      BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
+      if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
+      if (!key) {
+        value_error(*k, in_quotes(*path) +
+                            " does not contain a PEM private key (encrypted keys are not "
+                            "supported)");
+      }
+    }
+  }
+  if (cert && key && X509_check_private_key(cert.get(), key.get()) != 1) {
+    value_error(*k, "private key " + in_quotes(tls.key_file) + " does not match certificate " +
+                        in_quotes(tls.cert_file));
+  }
+  if (const Field* ca = m->get("client_ca")) {
+    if (auto path = file(*ca, &contents)) {
+      tls.client_ca_file = *path;
+      BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
+      int count = 0;
+      while (bio) {
+        X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr), X509_free);
+        if (!c) break;
+        ++count;
+      }
+      if (count == 0) value_error(*ca, in_quotes(*path) + " does not contain a PEM certificate");
+    }
+  }
+  ERR_clear_error();  // leave no OpenSSL errors behind for the next user of this thread
+  if (const Field* v = m->get("min_version")) {
+    if (auto s = scalar(*v, "\"1.2\" or \"1.3\"")) {
+      if (*s == "1.2" || *s == "1.3") {
+        tls.min_version = *s;
+      } else {
+        value_error(*v,
+                    "TLS version " + in_quotes(*s) + " is not supported (use \"1.2\" or \"1.3\")");
+      }
+    }
+  }
+}
+
+void Loader::parse_limits(const Field& f, ListenerLimits& limits) {
+  auto m = map_value(f, {"max_header_bytes", "header_timeout", "idle_timeout", "handshake_timeout",
+                         "max_requests_per_connection"});
+  if (!m) return;
+  if (const Field* h = m->get("max_header_bytes")) {
+    if (auto v = size(*h)) {
+      if (*v < 1024 || *v > 1024 * 1024) {
+        value_error(*h, std::to_string(*v) + " bytes is out of range (1KiB..1MiB)");
+      } else {
+        limits.max_header_bytes = static_cast<std::size_t>(*v);
+      }
+    }
+  }
+  if (const Field* d = m->get("header_timeout")) {
+    if (auto v = duration(*d, true)) limits.header_timeout = *v;
+  }
+  if (const Field* d = m->get("idle_timeout")) {
+    if (auto v = duration(*d, true)) limits.idle_timeout = *v;
+  }
+  if (const Field* d = m->get("handshake_timeout")) {
+    if (auto v = duration(*d, true)) limits.handshake_timeout = *v;
+  }
+  if (const Field* r = m->get("max_requests_per_connection")) {
+    if (auto v = integer(*r, 0, 1000000000)) {
+      limits.max_requests_per_connection = static_cast<std::size_t>(*v);
+    }
+  }
+}
+
+void Loader::parse_admin(const Field* f) {
+  if (f == nullptr) return;
+  auto m = map_value(*f, {"address"});
+  if (!m) return;
+  if (const Field* a = require(*m, "address", "e.g. 127.0.0.1:9901")) {
+    if (auto addr = address(*a, false)) {
+      check_unique_address(*a, *addr);
+      bound_.push_back({*addr, "the admin listener", pos_of(a->value).line});
+      config_.admin.address = *addr;
+    }
+  }
+}
+
+void Loader::parse_upstreams(const Fields& root) {
+  const Field* f = require(root, "upstreams", "a list of upstreams");
+  if (f == nullptr) return;
+  auto seq = sequence(*f);
+  if (!seq) return;
+  for (std::size_t i = 0; i < seq->size(); ++i) parse_upstream((*seq)[i], indexed(f->path, i));
+}
+
+void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
+  auto m = check_map(node, path,
+                     {"name", "protocol", "endpoints", "timeouts", "pool", "ejection", "retries"});
+  if (!m) return;
+  UpstreamConfig upstream;
+  upstream.line = pos_of(node).line;
+  if (const Field* n = require(*m, "name", "")) {
+    if (auto s = nonempty_string(*n)) {
+      check_unique_name(*n, *s, "upstream", upstream_names_);
+      upstream.name = *s;
+    }
+  }
+  if (const Field* p = m->get("protocol")) {
+    if (auto s = scalar(*p, "a protocol (http1)")) {
+      if (*s == "http1") {
+        upstream.protocol = UpstreamProtocol::http1;
+      } else if (*s == "h2c" || *s == "h2") {
+        value_error(*p, "protocol " + in_quotes(*s) +
+                            " is not supported yet (HTTP/2 upstreams arrive with the HTTP/2 "
+                            "issue)");
+      } else {
+        value_error(*p, "unknown protocol " + in_quotes(*s) + "; valid protocols: http1, h2c, h2");
+      }
+    }
+  }
+  if (const Field* e = require(*m, "endpoints", "a non-empty list of host:port")) {
+    if (auto seq = sequence(*e)) {
+      if (seq->size() == 0) value_error(*e, "must list at least one endpoint");
+      for (std::size_t i = 0; i < seq->size(); ++i) {
+        parse_endpoint((*seq)[i], indexed(e->path, i), upstream);
+      }
+    }
+  }
+  if (const Field* t = m->get("timeouts")) {
+    if (auto tm = map_value(*t, {"connect", "request", "idle"})) {
+      if (const Field* d = tm->get("connect")) {
+        if (auto v = duration(*d, true)) upstream.timeouts.connect = *v;
+      }
+      if (const Field* d = tm->get("request")) {
+        if (auto v = duration(*d, true)) upstream.timeouts.request = *v;
+      }
+      if (const Field* d = tm->get("idle")) {
+        if (auto v = duration(*d, true)) upstream.timeouts.idle = *v;
+      }
+    }
+  }
+  if (const Field* p = m->get("pool")) {
+    if (auto pm = map_value(*p, {"max_idle_per_endpoint"})) {
+      if (const Field* x = pm->get("max_idle_per_endpoint")) {
+        if (auto v = integer(*x, 0, 10000)) {
+          upstream.pool.max_idle_per_endpoint = static_cast<std::size_t>(*v);
+        }
+      }
+    }
+  }
+  if (const Field* j = m->get("ejection")) {
+    if (auto jm = map_value(*j, {"consecutive_failures", "base_duration"})) {
+      if (const Field* x = jm->get("consecutive_failures")) {
+        if (auto v = integer(*x, 0, 10000)) {
+          upstream.ejection.consecutive_failures = static_cast<unsigned>(*v);
+        }
+      }
+      if (const Field* d = jm->get("base_duration")) {
+        if (auto v = duration(*d, true)) upstream.ejection.base_duration = *v;
+      }
+    }
+  }
+  if (const Field* r = m->get("retries")) {
+    if (auto v = integer(*r, 0, 5)) upstream.retries = static_cast<unsigned>(*v);
+  }
+  config_.upstreams.push_back(std::move(upstream));
+}
+
+void Loader::parse_endpoint(const YAML::Node& node, const std::string& path,
+                            UpstreamConfig& upstream) {
+  EndpointConfig endpoint;
+  if (node.IsScalar()) {
+    Field f{"", node, node, path};
+    auto a = address(f, true);
+    if (!a) return;
+    endpoint.address = *a;
+    upstream.endpoints.push_back(endpoint);
+    return;
+  }
+  if (!node.IsMap()) {
+    error(node,
+          path + ": expected \"host:port\" or a map {address, weight}, got " + node_kind(node));
+    return;
+  }
+  auto m = check_map(node, path, {"address", "weight"});
+  if (!m) return;
+  if (const Field* a = require(*m, "address", "host:port")) {
+    if (auto addr = address(*a, true)) endpoint.address = *addr;
+  }
+  if (const Field* w = m->get("weight")) {
+    if (auto v = integer(*w, 1, 1000)) endpoint.weight = static_cast<unsigned>(*v);
+  }
+  upstream.endpoints.push_back(endpoint);
+}
+
+void Loader::parse_routes(const Fields& root) {
+  const Field* f = require(root, "routes", "a list of routes");
+  if (f == nullptr) return;
+  auto seq = sequence(*f);
+  if (!seq) return;
+  for (std::size_t i = 0; i < seq->size(); ++i) parse_route((*seq)[i], indexed(f->path, i));
+}
+
+void Loader::parse_route(const YAML::Node& node, const std::string& path) {
+  auto m = check_map(
+      node, path,
+      {"name", "match", "upstream", "auth", "max_body", "timeout", "allow_encoded_slash"});
+  if (!m) return;
+  RouteConfig route;
+  route.line = pos_of(node).line;
+  if (const Field* n = require(*m, "name", "")) {
+    if (auto s = nonempty_string(*n)) {
+      check_unique_name(*n, *s, "route", route_names_);
+      route.name = *s;
+    }
+  }
+  if (const Field* mt = require(*m, "match", "use {} to match every request")) {
+    parse_match(*mt, route.match);
+  }
+  if (const Field* u = require(*m, "upstream", "the name of an upstream")) {
+    if (auto s = nonempty_string(*u)) {
+      if (upstream_names_.count(*s) == 0) {
+        value_error(*u,
+                    "route " + in_quotes(route.name) + " names unknown upstream " + in_quotes(*s));
+      }
+      route.upstream = *s;
+    }
+  }
+  if (const Field* a = require(*m, "auth", "public")) {
+    if (auto s = scalar(*a, "an auth mode")) {
+      if (*s == "public") {
+        route.auth = AuthMode::public_access;
+      } else if (*s == "bearer" || *s == "sso" || *s == "bearer_or_sso" || *s == "mtls") {
+        value_error(*a, "auth mode " + in_quotes(*s) + " is not available in this build yet");
+      } else {
+        value_error(*a, "unknown auth mode " + in_quotes(*s) +
+                            "; valid modes: public, bearer, sso, bearer_or_sso, mtls");
+      }
+    }
+  }
+  if (const Field* b = m->get("max_body")) {
+    if (auto v = size(*b)) route.max_body_bytes = *v;
+  }
+  if (const Field* t = m->get("timeout")) {
+    if (auto v = duration(*t, true)) route.timeout = *v;
+  }
+  if (const Field* e = m->get("allow_encoded_slash")) {
+    if (auto v = boolean(*e)) route.allow_encoded_slash = *v;
+  }
+  config_.routes.push_back(std::move(route));
+}
+
+void Loader::parse_match(const Field& f, RouteMatch& match) {
+  auto m = map_value(f, {"host", "path", "path_prefix", "methods", "grpc_service", "grpc_method"});
+  if (!m) return;
+  if (const Field* h = m->get("host")) {
+    if (auto s = scalar(*h, "a host name")) {
+      std::string host = *s;
+      std::transform(host.begin(), host.end(), host.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (auto reason = bad_host_reason(host)) {
+        value_error(*h, "host " + in_quotes(*s) + " is not valid: " + *reason);
+      } else {
+        match.host = host;
+      }
+    }
+  }
+  auto path_field = [&](const Field* p, std::string& out) {
+    if (p == nullptr) return;
+    auto s = scalar(*p, "a path starting with '/'");
+    if (!s) return;
+    if (auto reason = non_canonical_reason(*s)) {
+      value_error(*p, "path " + in_quotes(*s) + " is not canonical: " + *reason +
+                          "; a route path that is not canonical could never match a "
+                          "normalised request");
+      return;
+    }
+    out = *s;
+  };
+  const Field* path = m->get("path");
+  const Field* prefix = m->get("path_prefix");
+  path_field(path, match.path);
+  path_field(prefix, match.path_prefix);
+  if (path != nullptr && prefix != nullptr) {
+    const Field* second = pos_of(path->key_node).line > pos_of(prefix->key_node).line ||
+                                  (pos_of(path->key_node).line == pos_of(prefix->key_node).line &&
+                                   pos_of(path->key_node).column > pos_of(prefix->key_node).column)
+                              ? path
+                              : prefix;
+    error(second->key_node, m->path + ": 'path' and 'path_prefix' are mutually exclusive");
+  }
+  if (const Field* ms = m->get("methods")) {
+    if (auto seq = sequence(*ms)) {
+      if (seq->size() == 0) value_error(*ms, "must not be empty (omit it to match any method)");
+      for (std::size_t i = 0; i < seq->size(); ++i) {
+        Field item{"", ms->key_node, (*seq)[i], indexed(ms->path, i)};
+        auto s = scalar(item, "an HTTP method");
+        if (!s) continue;
+        std::string method = *s;
+        std::transform(method.begin(), method.end(), method.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+        if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar)) {
+          value_error(item, "method " + in_quotes(*s) + " is not an HTTP method token");
+          continue;
+        }
+        if (std::find(match.methods.begin(), match.methods.end(), method) != match.methods.end()) {
+          value_error(item, "method " + in_quotes(method) + " is listed twice");
+          continue;
+        }
+        match.methods.push_back(method);
+      }
+    }
+  }
+  for (std::string_view key : {"grpc_service", "grpc_method"}) {
+    if (const Field* g = m->get(key)) {
+      error(g->key_node, g->path + ": grpc matching is not supported yet (HTTP/2 issue)");
+    }
+  }
+}
+
+ConfigLoadResult Loader::run(std::string_view yaml) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    Pos pos;
+    if (e.mark.line >= 0) pos = {e.mark.line + 1, e.mark.column + 1};
+    error_at(pos, "YAML syntax error: " + e.msg);
+    return {nullptr, std::move(errors_)};
+  }
+  if (docs.empty() || docs[0].IsNull()) {
+    error_at({1, 1}, "the config is empty (expected a map with listeners, upstreams and routes)");
+    return {nullptr, std::move(errors_)};
+  }
+  if (docs.size() > 1) {
+    error(docs[1], "only one YAML document is allowed in the config");
+  }
+  config_.source_file = source_;
+  auto root =
+      check_map(docs[0], "", {"server", "access_log", "listeners", "admin", "upstreams", "routes"});
+  if (root) {
+    parse_server(root->get("server"));
+    parse_access_log(root->get("access_log"));
+    parse_listeners(*root);
+    parse_admin(root->get("admin"));
+    parse_upstreams(*root);
+    parse_routes(*root);
+  }
+  if (!errors_.empty()) {
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                       return a.line != b.line ? a.line < b.line : a.column < b.column;
+                     });
+    return {nullptr, std::move(errors_)};
+  }
+  return {std::make_shared<const Config>(std::move(config_)), {}};
+}
+
+}  // namespace
+
+ConfigLoadResult load_config_string(std::string_view yaml, const std::string& source_name,
+                                    const std::string& base_dir) {
+  try {
+    Loader loader(source_name, base_dir);
+    return loader.run(yaml);
+  } catch (const std::exception& e) {
+    return {nullptr,
+            {{source_name, 0, 0, std::string("internal error while loading: ") + e.what()}}};
+  } catch (...) {
+    return {nullptr, {{source_name, 0, 0, "internal error while loading"}}};
+  }
+}
+
+ConfigLoadResult load_config_file(const std::string& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    return {nullptr, {{path, 0, 0, "cannot read config file: no such file"}}};
+  }
+  if (fs::is_directory(status)) {
+    return {nullptr, {{path, 0, 0, "cannot read config file: it is a directory"}}};
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return {nullptr,
+            {{path, 0, 0, std::string("cannot read config file: ") + std::strerror(errno)}}};
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) {
+    return {nullptr,
+            {{path, 0, 0, std::string("cannot read config file: ") + std::strerror(errno)}}};
+  }
+  fs::path base = fs::absolute(fs::path(path), ec);
+  if (ec) base = fs::path(path);
+  return load_config_string(buffer.str(), path, base.parent_path().string());
+}
+
+}  // namespace portcullis

@@ -1,0 +1,575 @@
+// The HTTP/1.1 codec: one coroutine per client connection. For each request it reads the
+// header (bounded, with a slow-client timeout), builds the protocol-neutral RequestContext
+// (normalised host and path), asks admission, then relays the request to the upstream and
+// the response back through fixed 16 KiB buffers, so bodies of any size stream with bounded
+// memory. Errors the gateway answers itself are JSON with the request id.
+#include "http/h1_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <optional>
+
+#include "core/log.hpp"
+#include "http/header_rules.hpp"
+#include "http/path_normalizer.hpp"
+#include "proxy/admission.hpp"
+#include "server/worker.hpp"
+
+namespace portcullis {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kChunk = 16 * 1024;
+constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using RequestParser = http::request_parser<http::buffer_body>;
+using ResponseParser = http::response_parser<http::buffer_body>;
+
+bool is_idempotent(http::verb v) {
+  switch (v) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::trace:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool starts_with_icase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && beast::iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Splits an absolute-form target ("http://host:port/path?q") into authority and the rest.
+// Returns false when the target is not absolute-form.
+bool split_absolute_form(std::string_view target, std::string_view& authority,
+                         std::string_view& rest) {
+  std::size_t skip = 0;
+  if (starts_with_icase(target, "http://")) skip = 7;
+  else if (starts_with_icase(target, "https://")) skip = 8;
+  else return false;
+  auto tail = target.substr(skip);
+  auto end = tail.find_first_of("/?");
+  authority = tail.substr(0, end);
+  rest = end == std::string_view::npos ? std::string_view("/") : tail.substr(end);
+  return true;
+}
+
+// Everything one request needs to finish: the snapshot it started on and its context.
+struct Exchange {
+  std::shared_ptr<const Runtime> runtime;
+  RequestContext ctx;
+  unsigned version = 11;
+  bool client_keep_alive = true;
+  bool head = false;
+};
+
+template <class Stream>
+class H1Session final : public DownstreamConnection {
+ public:
+  H1Session(Stream& stream, Worker& worker, std::shared_ptr<ListenerRuntime> listener,
+            tcp::endpoint peer)
+      : stream_(stream),
+        worker_(worker),
+        listener_(std::move(listener)),
+        limits_(listener_->config.limits),
+        peer_(peer),
+        buffer_(limits_.max_header_bytes + 64 * 1024) {
+    worker_.register_connection(this);
+  }
+  ~H1Session() override { worker_.unregister_connection(this); }
+
+  void close_if_idle() override {
+    if (idle_) {
+      boost::system::error_code ec;
+      beast::get_lowest_layer(stream_).socket().close(ec);
+    }
+  }
+
+  asio::awaitable<void> run();
+
+ private:
+  asio::awaitable<bool> handle(RequestParser& parser);
+  asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex, bool expect_continue);
+  asio::awaitable<bool> reply(Exchange& ex, unsigned status, std::string_view error,
+                              std::string_view message, bool keep_alive);
+  asio::awaitable<void> reply_bare(unsigned status, std::string_view error,
+                                   std::string_view message);
+  void finish(Exchange& ex);
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  Stream& stream_;
+  Worker& worker_;
+  std::shared_ptr<ListenerRuntime> listener_;
+  const ListenerLimits& limits_;
+  tcp::endpoint peer_;
+  beast::flat_buffer buffer_;
+  bool idle_ = true;
+  std::array<char, kChunk> chunk_{};
+};
+
+template <class Stream>
+asio::awaitable<void> H1Session<Stream>::run() {
+  bool first = true;
+  for (std::size_t served = 0;; ++served) {
+    if (worker_.draining() && !first) break;
+    // Wait for the first byte of the next request (idle keep-alive), then give the client
+    // header_timeout for the rest of the header.
+    idle_ = true;
+    if (buffer_.size() == 0) {
+      lowest().expires_after(first ? limits_.header_timeout : limits_.idle_timeout);
+      auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(4096), use_nothrow);
+      if (ec) break;
+      buffer_.commit(n);
+    }
+    idle_ = false;
+    first = false;
+    lowest().expires_after(limits_.header_timeout);
+    RequestParser parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    parser.body_limit(boost::none);
+    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, use_nothrow);
+    if (ec) {
+      if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted) break;
+      MetricsRegistry::instance().bad_requests.fetch_add(1, std::memory_order_relaxed);
+      if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+        co_await reply_bare(431, "header_too_large", "request header fields too large");
+      } else if (ec == beast::error::timeout) {
+        co_await reply_bare(408, "request_timeout", "request header not received in time");
+      } else if (ec != http::error::partial_message) {
+        co_await reply_bare(400, "bad_request", "malformed request: " + ec.message());
+      }
+      break;
+    }
+    bool keep = co_await handle(parser);
+    if (!keep) break;
+    if (limits_.max_requests_per_connection &&
+        served + 1 >= limits_.max_requests_per_connection) {
+      break;
+    }
+  }
+  // Orderly close: TLS close_notify best effort, then FIN.
+  boost::system::error_code ec;
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    lowest().expires_after(std::chrono::seconds(1));
+    co_await stream_.async_shutdown(use_nothrow);
+  }
+  lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+  lowest().close();
+}
+
+template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
+  auto& req = parser.get();
+  Exchange ex;
+  ex.runtime = worker_.runtime();
+  auto& ctx = ex.ctx;
+  ctx.started = std::chrono::steady_clock::now();
+  ctx.listener = listener_->config.name;
+  ctx.tls = listener_->tls != nullptr;
+  ctx.peer = peer_.address();
+  ctx.peer_port = peer_.port();
+  ctx.peer_trusted = ex.runtime->peer_is_trusted(ctx.peer);
+  ctx.method = req.method_string();
+  ex.version = req.version();
+  ex.client_keep_alive = req.keep_alive();
+  ex.head = req.method() == http::verb::head;
+
+  // Correlation ids: a request id from a trusted proxy is kept (so one request keeps one id
+  // across tiers); from anyone else it is replaced, so audit ids cannot be forged or reused.
+  std::string_view incoming_id = req["x-request-id"];
+  ctx.request_id = ctx.peer_trusted && is_acceptable_request_id(incoming_id)
+                       ? std::string(incoming_id)
+                       : make_request_id(worker_.random());
+  std::string_view incoming_trace = req["traceparent"];
+  ctx.traceparent = is_valid_traceparent(incoming_trace) ? std::string(incoming_trace)
+                                                         : make_traceparent(worker_.random());
+  ctx.user_agent = std::string(req[http::field::user_agent].substr(0, 256));
+  ctx.authority = std::string(req[http::field::host]);
+
+  if (auto why = check_request_framing(req, ex.version)) {
+    co_return co_await reply(ex, 400, "bad_request", *why, false);
+  }
+  std::string_view target = req.target();
+  std::string_view absolute_authority;
+  std::string_view rest;
+  if (split_absolute_form(target, absolute_authority, rest)) {
+    ctx.authority = std::string(absolute_authority);  // RFC 9112 3.2.2: the target wins
+    target = rest;
+  }
+  auto host = normalize_host(ctx.authority);
+  if (!host) co_return co_await reply(ex, 400, "bad_host", host.error(), false);
+  ctx.host = std::move(*host);
+  PathNormalizeOptions options;
+  options.allow_encoded_slash = true;  // kept encoded; admission refuses it unless the route allows
+  auto normalized = normalize_target(target, options);
+  if (!normalized) {
+    co_return co_await reply(ex, 400, "bad_path", to_string(normalized.error()), false);
+  }
+  ctx.path = std::move(normalized->path);
+  ctx.query = std::move(normalized->query);
+  if (auto cl = parser.content_length()) ctx.content_length = *cl;
+  ctx.has_body = !parser.is_done();
+
+  bool expect_continue = false;
+  if (auto expect = req[http::field::expect]; !expect.empty()) {
+    if (!beast::iequals(expect, "100-continue")) {
+      co_return co_await reply(ex, 417, "expectation_failed", "unsupported Expect value", false);
+    }
+    expect_continue = true;
+  }
+
+  if (auto local = admit(*ex.runtime, ctx)) {
+    // A body we will not read makes the connection unusable for another request.
+    co_return co_await reply(ex, local.status, local.error, local.message,
+                             ex.client_keep_alive && !ctx.has_body);
+  }
+  co_return co_await forward(parser, ex, expect_continue);
+}
+
+template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange& ex,
+                                                 bool expect_continue) {
+  auto& req = parser.get();
+  auto& ctx = ex.ctx;
+  const UpstreamConfig& up = *ctx.upstream;
+  UpstreamMetrics& metrics = *ctx.upstream_metrics;
+  const bool has_body = !parser.is_done();
+  const bool chunked = parser.chunked();
+  const bool idempotent = is_idempotent(req.method());
+  const std::uint64_t body_limit = max_body_for(*ex.runtime, ctx);
+  const Duration response_timeout = ctx.route->timeout.value_or(up.timeouts.request);
+
+  req.erase(http::field::expect);
+  ForwardingContext fc{ctx.peer, ctx.peer_trusted, ctx.tls, ctx.authority, ctx.request_id,
+                       ctx.traceparent};
+  prepare_upstream_request_headers(req, fc);
+  std::string target = ctx.path;
+  if (!ctx.query.empty() || req.target().find('?') != std::string_view::npos) {
+    target += '?';
+    target += ctx.query;
+  }
+  req.target(target);
+  req.version(11);
+  req.keep_alive(true);
+  if (chunked) req.chunked(true);
+
+  std::uint64_t exclude = 0;
+  unsigned connect_attempts = 0;
+  unsigned stale_retries = 0;
+  const unsigned max_connect_attempts = 1 + (idempotent ? up.retries : 0);
+  std::unique_ptr<UpstreamConnection> conn;
+  std::optional<ResponseParser> rp;
+  bool sent_continue = false;
+
+  for (;;) {
+    // 1. A connection: pooled or new (retrying connect failures for idempotent methods).
+    conn.reset();
+    std::optional<UpstreamFailure> failure;
+    while (!conn && connect_attempts < max_connect_attempts) {
+      ++connect_attempts;
+      auto acquired = co_await worker_.pool().acquire(up, metrics, exclude);
+      if (acquired) {
+        conn = std::move(*acquired);
+      } else {
+        failure = acquired.error();
+        if (failure == UpstreamFailure::no_healthy_endpoint) break;
+      }
+    }
+    if (!conn) {
+      bool keep = ex.client_keep_alive && !has_body;
+      if (failure == UpstreamFailure::no_healthy_endpoint) {
+        co_return co_await reply(ex, 503, "no_healthy_upstream", "no healthy upstream endpoint",
+                                 keep);
+      }
+      if (failure == UpstreamFailure::connect_timeout) {
+        co_return co_await reply(ex, 504, "upstream_connect_timeout",
+                                 "timed out connecting to the upstream", keep);
+      }
+      co_return co_await reply(ex, 502, "upstream_connect_failed",
+                               "could not connect to the upstream", keep);
+    }
+    ctx.upstream_address = conn->address;
+    metrics.requests_total.fetch_add(1, std::memory_order_relaxed);
+
+    if (expect_continue && has_body && !sent_continue) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      lowest().expires_after(limits_.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
+      if (ec) co_return false;
+      sent_continue = true;
+    }
+
+    // 2. The request: header, then the body chunk by chunk as it arrives from the client.
+    http::serializer<true, http::buffer_body> sr{req};
+    bool upstream_write_failed = false;
+    do {
+      if (!parser.is_done()) {
+        req.body().data = chunk_.data();
+        req.body().size = chunk_.size();
+        lowest().expires_after(limits_.idle_timeout);
+        auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, use_nothrow);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          ctx.status = ec == beast::error::timeout ? 408 : 499;
+          ctx.error_code = "client_aborted_upload";
+          finish(ex);
+          co_return false;
+        }
+        std::size_t got = chunk_.size() - req.body().size;
+        ctx.bytes_in += got;
+        if (ctx.bytes_in > body_limit) {
+          co_return co_await reply(ex, 413, "payload_too_large",
+                                   "request body exceeds the route's limit", false);
+        }
+        req.body().data = chunk_.data();
+        req.body().size = got;
+        req.body().more = !parser.is_done();
+      } else {
+        req.body().data = nullptr;
+        req.body().size = 0;
+        req.body().more = false;
+      }
+      conn->stream.expires_after(up.timeouts.idle);
+      auto [ec, n] = co_await http::async_write(conn->stream, sr, use_nothrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        upstream_write_failed = true;
+        break;
+      }
+    } while (!sr.is_done());
+
+    // 3. The response header (interim 1xx responses are consumed here).
+    bool read_failed = false;
+    bool timed_out = false;
+    bool protocol_error = false;
+    if (!upstream_write_failed) {
+      for (;;) {
+        rp.emplace();
+        rp->header_limit(kUpstreamHeaderLimit);
+        rp->body_limit(boost::none);
+        if (ex.head) rp->skip(true);
+        conn->stream.expires_after(response_timeout);
+        auto [ec, n] = co_await http::async_read_header(conn->stream, conn->buffer, *rp,
+                                                        use_nothrow);
+        if (ec) {
+          read_failed = true;
+          timed_out = ec == beast::error::timeout;
+          protocol_error = !timed_out &&
+                           ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+                           ec != http::error::end_of_stream && ec != http::error::partial_message;
+          break;
+        }
+        unsigned status = rp->get().result_int();
+        if (status >= 100 && status < 200 && status != 101) continue;
+        if (status == 101 || status < 100) protocol_error = read_failed = true;
+        break;
+      }
+    }
+    if (!upstream_write_failed && !read_failed) break;
+
+    // A pooled connection the upstream closed before answering: safe to retry on another
+    // connection when nothing of the request body was consumed and the method is idempotent.
+    bool stale = conn->reused && !timed_out && !protocol_error;
+    if (stale && idempotent && !has_body && stale_retries < 2) {
+      ++stale_retries;
+      continue;
+    }
+    worker_.pool().record_failure(up, conn->endpoint_index);
+    bool keep = ex.client_keep_alive && parser.is_done();
+    if (timed_out) {
+      metrics.error(UpstreamErrorKind::timeout);
+      co_return co_await reply(ex, 504, "upstream_timeout", "the upstream did not answer in time",
+                               keep);
+    }
+    metrics.error(protocol_error ? UpstreamErrorKind::protocol : UpstreamErrorKind::reset);
+    co_return co_await reply(ex, 502,
+                             protocol_error ? "upstream_protocol_error" : "upstream_reset",
+                             protocol_error ? "the upstream sent an invalid response"
+                                            : "the upstream closed the connection",
+                             keep);
+  }
+
+  // 4. The response: header for the client, then the body relayed chunk by chunk.
+  auto& res = rp->get();
+  const unsigned status = res.result_int();
+  const bool upstream_keep_alive = rp->keep_alive();
+  const bool body_expected = !ex.head && status != 204 && status != 304;
+  const auto upstream_length = rp->content_length();
+  prepare_downstream_response_headers(res);
+  bool down_keep = ex.client_keep_alive && parser.is_done() && !worker_.draining();
+  res.version(ex.version);
+  if (body_expected) {
+    if (upstream_length) {
+      res.content_length(*upstream_length);
+    } else if (ex.version >= 11) {
+      res.chunked(true);
+    } else {
+      down_keep = false;  // HTTP/1.0: the end of the body is the end of the connection
+    }
+  }
+  res.keep_alive(down_keep);
+  res.set("x-request-id", ctx.request_id);
+  ctx.status = status;
+
+  http::serializer<false, http::buffer_body> rs{res};
+  bool upstream_failed = false;
+  do {
+    if (!rp->is_done()) {
+      res.body().data = chunk_.data();
+      res.body().size = chunk_.size();
+      conn->stream.expires_after(up.timeouts.idle);
+      auto [ec, n] = co_await http::async_read(conn->stream, conn->buffer, *rp, use_nothrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        upstream_failed = true;
+        metrics.error(ec == beast::error::timeout ? UpstreamErrorKind::timeout
+                                                  : UpstreamErrorKind::reset);
+        ctx.error_code = "upstream_body_interrupted";
+        break;
+      }
+      std::size_t got = chunk_.size() - res.body().size;
+      res.body().data = chunk_.data();
+      res.body().size = got;
+      res.body().more = !rp->is_done();
+    } else {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+    }
+    lowest().expires_after(limits_.idle_timeout);
+    auto [ec, n] = co_await http::async_write(stream_, rs, use_nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      ctx.error_code = "client_aborted_download";
+      down_keep = false;
+      break;
+    }
+    ctx.bytes_out += res.body().data ? n : 0;
+  } while (!rs.is_done());
+
+  if (upstream_failed) {
+    worker_.pool().record_failure(up, conn->endpoint_index);
+    down_keep = false;  // the client sees a truncated body; closing is the only honest signal
+  } else {
+    worker_.pool().record_success(up, conn->endpoint_index);
+    if (rp->is_done() && upstream_keep_alive && rs.is_done()) {
+      worker_.pool().release(std::move(conn), up);
+    }
+  }
+  finish(ex);
+  co_return down_keep && rs.is_done();
+}
+
+template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
+                                               std::string_view error, std::string_view message,
+                                               bool keep_alive) {
+  keep_alive = keep_alive && !worker_.draining();
+  http::response<http::string_body> res{static_cast<http::status>(status), ex.version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  res.set("x-request-id", ex.ctx.request_id);
+  if (!ex.head) res.body() = error_body(status, error, message, ex.ctx.request_id);
+  res.prepare_payload();
+  res.keep_alive(keep_alive);
+  ex.ctx.status = status;
+  ex.ctx.error_code = error;
+  lowest().expires_after(limits_.idle_timeout);
+  auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
+  ex.ctx.bytes_out += n;
+  if (status >= 500 || status == 400 || status == 413) {
+    app_log()->warn("request {} answered {} {}: {}", ex.ctx.request_id, status, error,
+                    escape_for_log(message));
+  }
+  finish(ex);
+  co_return !ec && keep_alive;
+}
+
+// For requests that could not be parsed: no context beyond a fresh id.
+template <class Stream>
+asio::awaitable<void> H1Session<Stream>::reply_bare(unsigned status, std::string_view error,
+                                                    std::string_view message) {
+  Exchange ex;
+  ex.runtime = worker_.runtime();
+  ex.ctx.started = std::chrono::steady_clock::now();
+  ex.ctx.listener = listener_->config.name;
+  ex.ctx.tls = listener_->tls != nullptr;
+  ex.ctx.peer = peer_.address();
+  ex.ctx.peer_port = peer_.port();
+  ex.ctx.request_id = make_request_id(worker_.random());
+  ex.ctx.route_metrics = ex.runtime->unmatched_metrics;
+  co_await reply(ex, status, error, message, false);
+}
+
+template <class Stream>
+void H1Session<Stream>::finish(Exchange& ex) {
+  auto& ctx = ex.ctx;
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started)
+                       .count();
+  RouteMetrics* m = ctx.route_metrics ? ctx.route_metrics : ex.runtime->unmatched_metrics;
+  m->record(ctx.status, seconds);
+  if (auto* log = worker_.access_logger()) {
+    log->log(spdlog::level::info, "{}", access_log_line(ctx, std::chrono::system_clock::now()));
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_h1_plain(tcp::socket socket, Worker& worker,
+                                     std::shared_ptr<ListenerRuntime> listener) {
+  boost::system::error_code ec;
+  auto peer = socket.remote_endpoint(ec);
+  if (ec) co_return;
+  PlainStream stream(std::move(socket));
+  H1Session<PlainStream> session(stream, worker, std::move(listener), peer);
+  co_await session.run();
+}
+
+asio::awaitable<void> serve_h1_tls(tcp::socket socket, Worker& worker,
+                                   std::shared_ptr<ListenerRuntime> listener) {
+  boost::system::error_code ec;
+  auto peer = socket.remote_endpoint(ec);
+  if (ec) co_return;
+  TlsStream stream(std::move(socket), *listener->tls);
+  beast::get_lowest_layer(stream).expires_after(listener->config.limits.handshake_timeout);
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+  if (hec) {
+    listener->metrics->tls_handshake_errors.fetch_add(1, std::memory_order_relaxed);
+    const char* sni = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+    app_log()->debug("TLS handshake from {} failed (sni '{}'): {}", peer.address().to_string(),
+                     escape_for_log(sni ? sni : ""), hec.message());
+    co_return;
+  }
+  H1Session<TlsStream> session(stream, worker, std::move(listener), peer);
+  co_await session.run();
+}
+
+}  // namespace portcullis

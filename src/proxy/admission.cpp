@@ -1,0 +1,123 @@
+#include "proxy/admission.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+#include "core/log.hpp"
+
+namespace portcullis {
+
+LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
+  int index = runtime.router->match(ctx.host, ctx.path, ctx.method);
+  if (index < 0) {
+    ctx.route_metrics = runtime.unmatched_metrics;
+    return {404, "no_route", "no route matches this request"};
+  }
+  const auto& route = runtime.config->routes[index];
+  ctx.route_index = index;
+  ctx.route = &route;
+  ctx.upstream = runtime.route_upstream[index];
+  ctx.route_metrics = runtime.route_metrics[index];
+  ctx.upstream_metrics = runtime.route_upstream_metrics[index];
+
+  if (!route.allow_encoded_slash && (ctx.path.find("%2F") != std::string::npos ||
+                                     ctx.path.find("%5C") != std::string::npos)) {
+    return {400, "bad_path", "encoded '/' or '\\' in the path"};
+  }
+
+  switch (route.auth) {
+    case AuthMode::public_access:
+      ctx.decision = "allow";
+      ctx.decision_reason = "public route";
+      break;
+    default:
+      // The config loader refuses other modes in this build; deny by default regardless.
+      ctx.decision = "deny";
+      ctx.decision_reason = "authentication mode not available";
+      return {403, "forbidden", "access denied"};
+  }
+
+  if (ctx.content_length && *ctx.content_length > max_body_for(runtime, ctx)) {
+    return {413, "payload_too_large", "request body exceeds the route's limit"};
+  }
+  if (!ctx.upstream) return {503, "no_upstream", "route has no upstream"};
+  return {};
+}
+
+std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx) {
+  if (ctx.route && ctx.route->max_body_bytes) return *ctx.route->max_body_bytes;
+  return runtime.config->default_max_body_bytes;
+}
+
+std::string error_body(unsigned status, std::string_view error, std::string_view message,
+                       std::string_view request_id) {
+  std::string out;
+  out.reserve(128 + message.size());
+  out += "{\"status\":";
+  out += std::to_string(status);
+  out += ",\"error\":";
+  append_json_string(out, error);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  out += ",\"request_id\":";
+  append_json_string(out, request_id);
+  out += "}\n";
+  return out;
+}
+
+std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now) {
+  using namespace std::chrono;
+  std::string out;
+  out.reserve(512);
+  auto micros = duration_cast<microseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(micros / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char ts[96];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(micros % 1000000));
+  auto field = [&](std::string_view key, std::string_view value) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    append_json_string(out, value);
+  };
+  auto number = [&](std::string_view key, auto value) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    out += std::to_string(value);
+  };
+  out += "{\"time\":\"";
+  out += ts;
+  out += '"';
+  field("request_id", ctx.request_id);
+  field("trace_id", ctx.traceparent.size() == 55 ? std::string_view(ctx.traceparent).substr(3, 32)
+                                                  : std::string_view{});
+  field("listener", ctx.listener);
+  field("route", ctx.route ? std::string_view(ctx.route->name) : std::string_view{});
+  field("method", ctx.method);
+  field("authority", ctx.authority);
+  field("path", ctx.path);
+  field("source", ctx.peer.to_string());
+  number("source_port", ctx.peer_port);
+  field("decision", ctx.decision);
+  field("reason", ctx.decision_reason);
+  number("status", ctx.status);
+  field("error", ctx.error_code);
+  field("upstream", ctx.upstream ? std::string_view(ctx.upstream->name) : std::string_view{});
+  field("upstream_address", ctx.upstream_address);
+  number("bytes_in", ctx.bytes_in);
+  number("bytes_out", ctx.bytes_out);
+  auto elapsed = duration_cast<microseconds>(steady_clock::now() - ctx.started).count();
+  char dur[32];
+  std::snprintf(dur, sizeof dur, "%.3f", static_cast<double>(elapsed) / 1000.0);
+  out += ",\"duration_ms\":";
+  out += dur;
+  field("user_agent", ctx.user_agent);
+  out += '}';
+  return out;
+}
+
+}  // namespace portcullis

@@ -1,0 +1,36 @@
+#pragma once
+// The protocol-neutral decision stage: route match, then authentication and authorization
+// (only `auth: public` exists in this build; later issues plug bearer/SSO and the policy
+// engine in here), then request-level limits. Every codec calls admit() with its
+// RequestContext and either forwards or answers with the LocalReply.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/request_context.hpp"
+#include "proxy/runtime.hpp"
+
+namespace portcullis {
+
+struct LocalReply {
+  unsigned status = 0;  // 0: admitted, forward it
+  std::string_view error;  // machine code: "no_route", "payload_too_large", ...
+  std::string message;     // human text (never secrets)
+  explicit operator bool() const { return status != 0; }
+};
+
+// Fills ctx.route*, ctx.upstream*, ctx.decision*; returns a LocalReply when the gateway must
+// answer itself.
+LocalReply admit(const Runtime& runtime, RequestContext& ctx);
+
+// Max body bytes for the admitted route.
+std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx);
+
+// {"status":404,"error":"no_route","message":"...","request_id":"..."}
+std::string error_body(unsigned status, std::string_view error, std::string_view message,
+                       std::string_view request_id);
+
+// One JSON access-log line for a finished request.
+std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now);
+
+}  // namespace portcullis

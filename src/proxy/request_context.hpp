@@ -1,0 +1,59 @@
+#pragma once
+// The protocol-neutral view of one request, built once by a codec (HTTP/1.1 now, HTTP/2
+// later) after normalisation. Routing, admission, forwarding decisions, the access log and
+// (later) policy and audit all read this view; nothing re-parses the raw URL.
+#include <boost/asio/ip/address.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace portcullis {
+
+struct RouteConfig;
+struct UpstreamConfig;
+struct RouteMetrics;
+struct UpstreamMetrics;
+
+struct RequestContext {
+  // Who and where.
+  std::string_view listener;
+  bool tls = false;
+  boost::asio::ip::address peer;
+  std::uint16_t peer_port = 0;
+  bool peer_trusted = false;
+
+  // What (normalised).
+  std::string method;     // as sent (methods are case-sensitive tokens)
+  std::string authority;  // Host / :authority as sent, for X-Forwarded-Host and logs
+  std::string host;       // normalised: lower case, no port, no trailing dot
+  std::string path;       // normalised (see path_normalizer.hpp)
+  std::string query;      // verbatim, without '?'
+  std::optional<std::uint64_t> content_length;  // absent when unknown (chunked) or no body
+  bool has_body = false;
+
+  // Correlation.
+  std::string request_id;
+  std::string traceparent;
+
+  // Filled in by admission.
+  int route_index = -1;
+  const RouteConfig* route = nullptr;
+  const UpstreamConfig* upstream = nullptr;
+  RouteMetrics* route_metrics = nullptr;
+  UpstreamMetrics* upstream_metrics = nullptr;
+  std::string_view decision = "none";  // "allow" | "deny" | "none" (refused before a decision)
+  std::string_view decision_reason;    // e.g. "public route"
+
+  // Outcome, for logs and metrics.
+  std::chrono::steady_clock::time_point started;
+  unsigned status = 0;
+  std::string_view error_code;  // our error code when the gateway answered itself
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::string upstream_address;
+  std::string user_agent;
+};
+
+}  // namespace portcullis

@@ -1,0 +1,46 @@
+#pragma once
+// Runtime: an immutable snapshot of everything a request needs from the config (routes
+// compiled into a Router, upstream lookups, metric families). A reload builds a new Runtime
+// and publishes it through RuntimeHolder; requests keep the snapshot they started with.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "admin/metrics.hpp"
+#include "core/config.hpp"
+#include "proxy/router.hpp"
+
+namespace portcullis {
+
+struct Runtime {
+  std::shared_ptr<const Config> config;
+  std::uint64_t generation = 0;
+  std::unique_ptr<Router> router;
+  // Indexed by route index.
+  std::vector<const UpstreamConfig*> route_upstream;
+  std::vector<RouteMetrics*> route_metrics;
+  std::vector<UpstreamMetrics*> route_upstream_metrics;
+  RouteMetrics* unmatched_metrics = nullptr;
+
+  static std::shared_ptr<const Runtime> build(std::shared_ptr<const Config> config,
+                                              std::uint64_t generation);
+  bool peer_is_trusted(const boost::asio::ip::address& peer) const;
+};
+
+// The current Runtime. Workers check generation() (one relaxed atomic load) per request and
+// take a new shared_ptr only when it changed.
+class RuntimeHolder {
+ public:
+  void publish(std::shared_ptr<const Runtime> runtime);
+  std::shared_ptr<const Runtime> current() const;
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+}  // namespace portcullis

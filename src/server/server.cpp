@@ -1,0 +1,166 @@
+#include "server/server.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+
+#include "admin/admin_server.hpp"
+#include "core/config.hpp"
+#include "core/config_json.hpp"
+#include "core/config_loader.hpp"
+#include "core/log.hpp"
+#include "http/tls_context.hpp"
+#include "proxy/runtime.hpp"
+#include "server/worker.hpp"
+
+namespace portcullis {
+namespace asio = boost::asio;
+
+struct Server::Impl {
+  std::string config_path;
+  RuntimeHolder runtimes;
+  std::uint64_t generation = 1;
+  asio::io_context control{1};
+  asio::signal_set signals{control, SIGHUP, SIGTERM, SIGINT};
+  std::vector<std::shared_ptr<ListenerRuntime>> listeners;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  std::unique_ptr<AdminServer> admin;
+  std::atomic<bool> ready{false};
+  bool draining = false;
+  asio::steady_timer drain_timer{control};
+  std::chrono::steady_clock::time_point drain_deadline;
+
+  void publish(std::shared_ptr<const Config> config) {
+    runtimes.publish(Runtime::build(std::move(config), generation));
+    MetricsRegistry::instance().config_generation.store(generation, std::memory_order_relaxed);
+  }
+
+  void reload() {
+    auto result = load_config_file(config_path);
+    auto& metrics = MetricsRegistry::instance();
+    if (!result.ok()) {
+      metrics.reloads_failure.fetch_add(1, std::memory_order_relaxed);
+      for (const auto& e : result.errors) {
+        app_log()->error("reload refused, keeping the running config: {}",
+                         escape_for_log(e.to_string()));
+      }
+      return;
+    }
+    auto current = runtimes.current()->config;
+    bool listeners_changed = result.config->listeners.size() != current->listeners.size();
+    for (std::size_t i = 0; !listeners_changed && i < current->listeners.size(); ++i) {
+      listeners_changed = !(result.config->listeners[i].address == current->listeners[i].address) ||
+                          result.config->listeners[i].name != current->listeners[i].name;
+    }
+    if (listeners_changed) {
+      app_log()->warn("listener changes take effect on restart; the running listeners are kept");
+    }
+    ++generation;
+    publish(result.config);
+    metrics.reloads_success.fetch_add(1, std::memory_order_relaxed);
+    app_log()->info("config reloaded from {} (generation {})", escape_for_log(config_path),
+                    generation);
+  }
+
+  void wait_signal() {
+    signals.async_wait([this](boost::system::error_code ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        reload();
+        wait_signal();
+        return;
+      }
+      begin_drain();
+    });
+  }
+
+  void begin_drain() {
+    if (draining) return;
+    draining = true;
+    ready.store(false);
+    auto timeout = runtimes.current()->config->server.drain_timeout;
+    app_log()->info("draining: up to {} ms for in-flight requests", timeout.count());
+    drain_deadline = std::chrono::steady_clock::now() + timeout;
+    for (auto& w : workers) w->begin_drain();
+    poll_drain();
+  }
+
+  void poll_drain() {
+    std::size_t active = 0;
+    for (auto& w : workers) active += w->active_connections();
+    if (active == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (active) app_log()->warn("drain deadline reached with {} connections open", active);
+      for (auto& w : workers) w->stop();
+      if (admin) admin->stop();
+      signals.cancel();
+      control.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(50));
+    drain_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) poll_drain();
+    });
+  }
+};
+
+Server::Server(std::string config_path, std::shared_ptr<const Config> config)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->config_path = std::move(config_path);
+  impl_->publish(std::move(config));
+}
+
+Server::~Server() {
+  for (auto& w : impl_->workers) w->stop();
+  for (auto& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+int Server::run() {
+  auto& s = *impl_;
+  auto config = s.runtimes.current()->config;
+  for (const auto& l : config->listeners) {
+    auto lr = std::make_shared<ListenerRuntime>();
+    lr->config = l;
+    if (l.tls) lr->tls = make_server_tls_context(*l.tls);
+    lr->metrics = &MetricsRegistry::instance().listener(l.name);
+    s.listeners.push_back(std::move(lr));
+  }
+  unsigned workers = config->server.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < workers; ++i) {
+    s.workers.push_back(std::make_unique<Worker>(i, s.runtimes, s.listeners));
+    s.workers.back()->open_listeners();
+  }
+  if (config->admin.address) {
+    AdminHooks hooks;
+    hooks.ready = [&s] { return s.ready.load(); };
+    hooks.config_json = [&s] { return config_to_json(*s.runtimes.current()->config); };
+    s.admin = std::make_unique<AdminServer>(s.control, *config->admin.address, std::move(hooks));
+    s.admin->start();
+  }
+  for (auto& w : s.workers) s.threads.emplace_back([&w] { w->run(); });
+  s.wait_signal();
+  s.ready.store(true);
+  for (const auto& l : config->listeners) {
+    app_log()->info("listening on {}://{} ({})", l.tls ? "https" : "http", l.address.to_string(),
+                    l.name);
+  }
+  if (config->admin.address) {
+    app_log()->info("admin on http://{}", config->admin.address->to_string());
+  }
+  app_log()->info("portcullis {} serving with {} workers (config {})", PORTCULLIS_VERSION, workers,
+                  escape_for_log(s.config_path));
+  s.control.run();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+  app_log()->info("stopped");
+  return 0;
+}
+
+}  // namespace portcullis
