@@ -2,7 +2,9 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <cstdlib>
 
 namespace portcullis {
@@ -29,9 +31,21 @@ bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::stri
 }  // namespace
 
 void OpenSslRandom::fill(std::span<std::uint8_t> out) {
-  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) {
-    // The CSPRNG failing is not recoverable: ids would become predictable.
-    std::abort();
+  std::size_t done = 0;
+  while (done < out.size()) {
+    if (used_ == sizeof(pool_)) {
+      if (RAND_bytes(pool_, sizeof(pool_)) != 1) {
+        // The CSPRNG failing is not recoverable: ids would become predictable.
+        std::abort();
+      }
+      used_ = 0;
+    }
+    std::size_t n = std::min(out.size() - done, sizeof(pool_) - used_);
+    std::memcpy(out.data() + done, pool_ + used_, n);
+    // Bytes handed out are wiped from the pool so they cannot be handed out twice.
+    std::memset(pool_ + used_, 0, n);
+    used_ += n;
+    done += n;
   }
 }
 

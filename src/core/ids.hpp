@@ -15,9 +15,16 @@ class RandomSource {
   virtual void fill(std::span<std::uint8_t> out) = 0;
 };
 
+// OpenSSL's CSPRNG, read 4 KiB at a time: one RAND_bytes call serves ~100 requests, which
+// matters on the request path (each call also costs a getpid for fork detection). Not
+// thread-safe: one instance per worker.
 class OpenSslRandom final : public RandomSource {
  public:
   void fill(std::span<std::uint8_t> out) override;
+
+ private:
+  std::uint8_t pool_[4096];
+  std::size_t used_ = sizeof(pool_);
 };
 
 // 32 lower-case hex characters (128 random bits).

@@ -67,7 +67,8 @@ class Worker {
   void schedule_sweep();
 
   unsigned id_;
-  boost::asio::io_context io_{1};
+  // Only this worker's thread runs I/O on it (cross-thread calls are posted).
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   RuntimeHolder& runtimes_;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::shared_ptr<ListenerRuntime>> listeners_;
