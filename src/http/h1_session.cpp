@@ -8,6 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -40,7 +41,9 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kChunk = 16 * 1024;
+// Relay buffer per connection and direction step. Larger means fewer syscalls (each costs
+// far more than copying), 64 KiB matches nginx's default proxy buffering per connection.
+constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
 
 using PlainStream = beast::tcp_stream;
@@ -81,6 +84,18 @@ bool split_absolute_form(std::string_view target, std::string_view& authority,
   return true;
 }
 
+// True when a header block (request line + fields, CRLF-terminated lines) uses obs-fold line
+// folding (a line starting with SP or HTAB). Beast unfolds it silently; we refuse it
+// (RFC 9112 5.2 allows a 400), because intermediaries disagree on how to unfold.
+bool has_obs_fold(std::string_view head) {
+  for (std::size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
+    if (i + 1 < head.size() && (head[i + 1] == ' ' || head[i + 1] == '\t')) return true;
+  }
+  return false;
+}
+
+enum class HeadStatus { complete, closed, too_large, timed_out, obs_fold };
+
 // Everything one request needs to finish: the snapshot it started on and its context.
 struct Exchange {
   std::shared_ptr<const Runtime> runtime;
@@ -115,6 +130,7 @@ class H1Session final : public DownstreamConnection {
   asio::awaitable<void> run();
 
  private:
+  asio::awaitable<HeadStatus> read_request_head();
   asio::awaitable<bool> handle(RequestParser& parser);
   asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex, bool expect_continue);
   asio::awaitable<bool> reply(Exchange& ex, unsigned status, std::string_view error,
@@ -132,7 +148,13 @@ class H1Session final : public DownstreamConnection {
   tcp::endpoint peer_;
   beast::flat_buffer buffer_;
   bool idle_ = true;
-  std::array<char, kChunk> chunk_{};
+  std::unique_ptr<char[]> chunk_;  // kChunk bytes, allocated when the connection first relays
+  // Header deadline: a timer that cancels (not closes) the socket's pending read, so a 408
+  // can still be written. life_ lets a late timer handler see the session is gone.
+  asio::steady_timer header_timer_{beast::get_lowest_layer(stream_).get_executor()};
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
+  std::uint64_t header_wait_id_ = 0;
+  bool header_timer_fired_ = false;
 };
 
 template <class Stream>
@@ -151,6 +173,20 @@ asio::awaitable<void> H1Session<Stream>::run() {
     }
     idle_ = false;
     first = false;
+    HeadStatus head = co_await read_request_head();
+    if (head != HeadStatus::complete) {
+      if (head == HeadStatus::closed) break;
+      MetricsRegistry::instance().bad_requests.fetch_add(1, std::memory_order_relaxed);
+      if (head == HeadStatus::too_large) {
+        co_await reply_bare(431, "header_too_large", "request header fields too large");
+      } else if (head == HeadStatus::timed_out) {
+        co_await reply_bare(408, "request_timeout", "request header not received in time");
+      } else {
+        co_await reply_bare(400, "bad_request", "obsolete line folding in a header");
+      }
+      break;
+    }
+    // The whole header is in buffer_: Beast parses it without further I/O.
     lowest().expires_after(limits_.header_timeout);
     RequestParser parser;
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
@@ -161,8 +197,6 @@ asio::awaitable<void> H1Session<Stream>::run() {
       MetricsRegistry::instance().bad_requests.fetch_add(1, std::memory_order_relaxed);
       if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         co_await reply_bare(431, "header_too_large", "request header fields too large");
-      } else if (ec == beast::error::timeout) {
-        co_await reply_bare(408, "request_timeout", "request header not received in time");
       } else if (ec != http::error::partial_message) {
         co_await reply_bare(400, "bad_request", "malformed request: " + ec.message());
       }
@@ -183,6 +217,43 @@ asio::awaitable<void> H1Session<Stream>::run() {
   }
   lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
   lowest().close();
+}
+
+// Reads until the blank line that ends the request header is in buffer_, within
+// header_timeout and max_header_bytes, and checks the raw bytes for obs-fold.
+template <class Stream>
+asio::awaitable<HeadStatus> H1Session<Stream>::read_request_head() {
+  const auto deadline = std::chrono::steady_clock::now() + limits_.header_timeout;
+  std::size_t scanned = 0;
+  lowest().expires_never();
+  for (;;) {
+    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    auto end = data.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
+    if (end != std::string_view::npos) {
+      if (end + 4 > limits_.max_header_bytes) co_return HeadStatus::too_large;
+      co_return has_obs_fold(data.substr(0, end + 2)) ? HeadStatus::obs_fold
+                                                      : HeadStatus::complete;
+    }
+    scanned = data.size();
+    if (data.size() >= limits_.max_header_bytes) co_return HeadStatus::too_large;
+    if (std::chrono::steady_clock::now() >= deadline) co_return HeadStatus::timed_out;
+
+    header_timer_.expires_at(deadline);
+    header_timer_fired_ = false;
+    header_timer_.async_wait([this, life = std::weak_ptr<int>(life_),
+                              id = header_wait_id_](boost::system::error_code ec) {
+      if (ec || life.expired() || id != header_wait_id_) return;
+      header_timer_fired_ = true;
+      boost::system::error_code ignored;
+      lowest().socket().cancel(ignored);
+    });
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(4096), use_nothrow);
+    ++header_wait_id_;
+    header_timer_.cancel();
+    if (header_timer_fired_) co_return HeadStatus::timed_out;
+    if (ec) co_return HeadStatus::closed;
+    buffer_.commit(n);
+  }
 }
 
 template <class Stream>
@@ -266,6 +337,12 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   const bool idempotent = is_idempotent(req.method());
   const std::uint64_t body_limit = max_body_for(*ex.runtime, ctx);
   const Duration response_timeout = ctx.route->timeout.value_or(up.timeouts.request);
+  if (!chunk_) {
+    chunk_ = std::make_unique<char[]>(kChunk);
+    // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum): give it
+    // room for a whole chunk, or bodies move 512 bytes per syscall.
+    buffer_.reserve(kChunk);
+  }
 
   req.erase(http::field::expect);
   ForwardingContext fc{ctx.peer, ctx.peer_trusted, ctx.tls, ctx.authority, ctx.request_id,
@@ -332,10 +409,10 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     bool upstream_write_failed = false;
     do {
       if (!parser.is_done()) {
-        req.body().data = chunk_.data();
-        req.body().size = chunk_.size();
+        req.body().data = chunk_.get();
+        req.body().size = kChunk;
         lowest().expires_after(limits_.idle_timeout);
-        auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, use_nothrow);
+        auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_nothrow);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           ctx.status = ec == beast::error::timeout ? 408 : 499;
@@ -343,13 +420,15 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
           finish(ex);
           co_return false;
         }
-        std::size_t got = chunk_.size() - req.body().size;
+        std::size_t got = kChunk - req.body().size;
         ctx.bytes_in += got;
         if (ctx.bytes_in > body_limit) {
           co_return co_await reply(ex, 413, "payload_too_large",
                                    "request body exceeds the route's limit", false);
         }
-        req.body().data = chunk_.data();
+        // No bytes yet (e.g. only a chunk header arrived): a zero-length chunk would end the
+        // chunked body, so hand the serializer nothing and read again.
+        req.body().data = got ? chunk_.get() : nullptr;
         req.body().size = got;
         req.body().more = !parser.is_done();
       } else {
@@ -443,10 +522,10 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   bool upstream_failed = false;
   do {
     if (!rp->is_done()) {
-      res.body().data = chunk_.data();
-      res.body().size = chunk_.size();
+      res.body().data = chunk_.get();
+      res.body().size = kChunk;
       conn->stream.expires_after(up.timeouts.idle);
-      auto [ec, n] = co_await http::async_read(conn->stream, conn->buffer, *rp, use_nothrow);
+      auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, *rp, use_nothrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_failed = true;
@@ -455,8 +534,8 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         ctx.error_code = "upstream_body_interrupted";
         break;
       }
-      std::size_t got = chunk_.size() - res.body().size;
-      res.body().data = chunk_.data();
+      std::size_t got = kChunk - res.body().size;
+      res.body().data = got ? chunk_.get() : nullptr;
       res.body().size = got;
       res.body().more = !rp->is_done();
     } else {

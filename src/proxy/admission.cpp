@@ -9,8 +9,11 @@ namespace portcullis {
 
 LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   int index = runtime.router->match(ctx.host, ctx.path, ctx.method);
+  const bool encoded_slash = ctx.path.find("%2F") != std::string::npos ||
+                             ctx.path.find("%5C") != std::string::npos;
   if (index < 0) {
     ctx.route_metrics = runtime.unmatched_metrics;
+    if (encoded_slash) return {400, "bad_path", "encoded '/' or '\\' in the path"};
     return {404, "no_route", "no route matches this request"};
   }
   const auto& route = runtime.config->routes[index];
@@ -20,8 +23,7 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   ctx.route_metrics = runtime.route_metrics[index];
   ctx.upstream_metrics = runtime.route_upstream_metrics[index];
 
-  if (!route.allow_encoded_slash && (ctx.path.find("%2F") != std::string::npos ||
-                                     ctx.path.find("%5C") != std::string::npos)) {
+  if (encoded_slash && !route.allow_encoded_slash) {
     return {400, "bad_path", "encoded '/' or '\\' in the path"};
   }
 

@@ -255,6 +255,7 @@ function adminAddressOf(config) {
  */
 export async function startGateway(options = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`gateway binary not found at ${BIN} (set PORTCULLIS_BIN)`);
+  const ownsConfigDir = !options.configPath;
   const configPath = options.configPath ?? writeConfig(options.config);
   const adminAddress = options.adminAddress ?? adminAddressOf(options.config ?? fs.readFileSync(configPath, 'utf8'));
   if (!adminAddress) throw new Error('startGateway: the config needs admin.address (or pass adminAddress)');
@@ -282,6 +283,7 @@ export async function startGateway(options = {}) {
   const exited = new Promise((resolve) => {
     proc.on('exit', (code, signal) => {
       liveChildren.delete(proc);
+      if (ownsConfigDir) rmTemp(path.dirname(configPath));
       exitInfo = { code, signal };
       resolve(exitInfo);
     });
