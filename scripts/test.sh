@@ -6,5 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh --test
+# npm packages of the integration tests (a real OpenID provider, later gRPC and Playwright),
+# exactly as locked in tests/package-lock.json.
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)
 scripts/build.sh
 ctest --test-dir build --output-on-failure --timeout 1800 "$@"
