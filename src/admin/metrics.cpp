@@ -135,10 +135,39 @@ ListenerMetrics& MetricsRegistry::listener(std::string_view name) {
   return find_or_create(mutex_, listeners_, name);
 }
 
+LabeledCounter& MetricsRegistry::counter(std::string_view family, std::string_view help,
+                                         std::string labels) {
+  std::lock_guard lock(mutex_);
+  auto it = families_.find(family);
+  if (it == families_.end()) it = families_.emplace(std::string(family), Family{}).first;
+  if (it->second.help.empty()) it->second.help = help;
+  auto& series = it->second.series;
+  auto s = series.find(labels);
+  if (s == series.end()) s = series.emplace(std::move(labels), std::make_unique<LabeledCounter>()).first;
+  return *s->second;
+}
+
+std::string prometheus_labels(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> kv) {
+  std::string out;
+  for (const auto& [k, v] : kv) {
+    if (!out.empty()) out.push_back(',');
+    out += label(k, v);
+  }
+  return out;
+}
+
 std::string MetricsRegistry::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
   out.reserve(16 * 1024);
+  for (const auto& [name, family] : families_) {
+    out += "# HELP " + name + " " + family.help + "\n";
+    out += "# TYPE " + name + " counter\n";
+    for (const auto& [labels, c] : family.series) {
+      sample(out, name, labels, c->value.load(std::memory_order_relaxed));
+    }
+  }
   static constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
   out += "# HELP portcullis_requests_total Requests answered, by route and status class.\n";

@@ -54,6 +54,13 @@ struct ListenerMetrics {
   std::atomic<std::uint64_t> tls_handshake_errors{0};
 };
 
+// A counter with a fixed label set, e.g. portcullis_authn_total{provider="okta",result="ok"}.
+// Created once under the registry's lock; the returned reference stays valid forever.
+struct LabeledCounter {
+  std::atomic<std::uint64_t> value{0};
+  void inc() { value.fetch_add(1, std::memory_order_relaxed); }
+};
+
 class MetricsRegistry {
  public:
   static MetricsRegistry& instance();
@@ -61,6 +68,8 @@ class MetricsRegistry {
   RouteMetrics& route(std::string_view name);  // "" is the family for "no route matched"
   UpstreamMetrics& upstream(std::string_view name);
   ListenerMetrics& listener(std::string_view name);
+  // `labels` is rendered verbatim between braces: build it with prometheus_labels().
+  LabeledCounter& counter(std::string_view family, std::string_view help, std::string labels);
 
   std::atomic<std::uint64_t> reloads_success{0};
   std::atomic<std::uint64_t> reloads_failure{0};
@@ -74,6 +83,14 @@ class MetricsRegistry {
   std::map<std::string, std::unique_ptr<RouteMetrics>, std::less<>> routes_;
   std::map<std::string, std::unique_ptr<UpstreamMetrics>, std::less<>> upstreams_;
   std::map<std::string, std::unique_ptr<ListenerMetrics>, std::less<>> listeners_;
+  struct Family {
+    std::string help;
+    std::map<std::string, std::unique_ptr<LabeledCounter>, std::less<>> series;
+  };
+  std::map<std::string, Family, std::less<>> families_;
 };
+
+// key="value",key2="value2" with Prometheus escaping.
+std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> kv);
 
 }  // namespace portcullis

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include "authn/base64url.hpp"
 
@@ -59,6 +60,64 @@ constexpr std::array<AlgInfo, 10> kAlgs = {{
 }};
 
 const AlgInfo& info(JwsAlg alg) { return kAlgs[static_cast<std::size_t>(alg)]; }
+
+// Digests fetched once (explicit fetches avoid a per-call implicit lookup in OpenSSL 3).
+// Intentionally never freed: they live as long as the process.
+struct Digests {
+  EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  EVP_MD* sha384 = EVP_MD_fetch(nullptr, "SHA2-384", nullptr);
+  EVP_MD* sha512 = EVP_MD_fetch(nullptr, "SHA2-512", nullptr);
+};
+
+// The digest of `alg`; nullptr for EdDSA (which hashes internally).
+const EVP_MD* digest_for(JwsAlg alg) {
+  static const Digests d;
+  switch (alg) {
+    case JwsAlg::RS256:
+    case JwsAlg::PS256:
+    case JwsAlg::ES256:
+      return d.sha256;
+    case JwsAlg::RS384:
+    case JwsAlg::PS384:
+    case JwsAlg::ES384:
+      return d.sha384;
+    case JwsAlg::RS512:
+    case JwsAlg::PS512:
+    case JwsAlg::ES512:
+      return d.sha512;
+    case JwsAlg::EdDSA:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+// An EVP_DigestVerify context for `alg` with `key`, everything but the data set up.
+EvpMdCtxPtr make_verify_template(JwsAlg alg, EVP_PKEY* key) {
+  const EVP_MD* md = digest_for(alg);
+  if (alg != JwsAlg::EdDSA && !md) return nullptr;
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, key) != 1) return nullptr;
+  switch (alg) {
+    case JwsAlg::RS256:
+    case JwsAlg::RS384:
+    case JwsAlg::RS512:
+      if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) return nullptr;
+      break;
+    case JwsAlg::PS256:
+    case JwsAlg::PS384:
+    case JwsAlg::PS512:
+      // RFC 7518 3.5: MGF1 with the same hash, salt exactly as long as the hash.
+      if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+          EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1)
+        return nullptr;
+      break;
+    default:
+      break;
+  }
+  return ctx;
+}
 
 // A string member: nullopt when absent, an error when present but not a string.
 Expected<std::optional<std::string_view>, std::string> string_member(
@@ -186,6 +245,7 @@ std::string printable(std::string_view s) {
 }  // namespace
 
 void EvpPkeyDeleter::operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+void EvpMdCtxDeleter::operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
 
 std::string_view to_string(JwsAlg alg) { return info(alg).name; }
 
@@ -227,6 +287,12 @@ bool Jwk::usable_with(JwsAlg alg) const {
   const AlgInfo& a = info(alg);
   if (a.kty != kty_ || a.crv != crv_) return false;
   return !alg_ || *alg_ == alg;
+}
+
+const EVP_MD_CTX* Jwk::verify_template(JwsAlg alg) const {
+  for (const auto& [a, ctx] : templates_)
+    if (a == alg) return ctx.get();
+  return nullptr;
 }
 
 Expected<Jwk, std::string> Jwk::from_json(const boost::json::object& o) {
@@ -300,6 +366,13 @@ Expected<Jwk, std::string> Jwk::from_json(const boost::json::object& o) {
   if (key.alg_ && !key.usable_with(*key.alg_))
     return unexpected("\"alg\" " + std::string(to_string(*key.alg_)) + " does not fit a " +
                       std::string(to_string(key.kty_)) + " key");
+  for (const auto& a : kAlgs) {
+    if (!key.usable_with(a.alg)) continue;
+    EvpMdCtxPtr ctx = make_verify_template(a.alg, key.pkey_.get());
+    if (!ctx)
+      return openssl_failure("cannot set up " + std::string(a.name) + " verification");
+    key.templates_.emplace_back(a.alg, std::move(ctx));
+  }
   return key;
 }
 

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/json/fwd.hpp>
@@ -55,8 +56,14 @@ struct EvpPkeyDeleter {
   void operator()(EVP_PKEY* key) const noexcept;
 };
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
+struct EvpMdCtxDeleter {
+  void operator()(EVP_MD_CTX* ctx) const noexcept;
+};
+using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter>;
 
-// One public verification key. Move-only; owns its EVP_PKEY.
+// One public verification key. Move-only; owns its EVP_PKEY, and for each algorithm the key
+// fits a verification context set up once (digest, padding, PSS salt and MGF1), so the hot
+// path copies a context instead of looking algorithms up in the provider on every token.
 class Jwk {
  public:
   // Builds a key from one JWKS member. The error says why the key is not usable.
@@ -74,6 +81,11 @@ class Jwk {
   // algorithm, and the JWK's own "alg", when present, names exactly `alg`.
   bool usable_with(JwsAlg alg) const;
 
+  // The prepared EVP_DigestVerify context for `alg`; nullptr when !usable_with(alg). Never
+  // modify it: copy it (EVP_MD_CTX_copy_ex) into a context of your own, which is safe from
+  // any number of threads at once.
+  const EVP_MD_CTX* verify_template(JwsAlg alg) const;
+
  private:
   Jwk() = default;
 
@@ -84,6 +96,7 @@ class Jwk {
   std::string use_;
   int bits_ = 0;
   EvpPkeyPtr pkey_;
+  std::vector<std::pair<JwsAlg, EvpMdCtxPtr>> templates_;
 };
 
 // An immutable set of verification keys, shared as std::shared_ptr<const JwkSet>.

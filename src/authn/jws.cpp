@@ -11,7 +11,6 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
 
 #include "authn/base64url.hpp"
 
@@ -48,42 +47,6 @@ class Scratch {
 
 std::string_view as_chars(std::span<const unsigned char> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
-// Digests fetched once (explicit fetches avoid a per-call implicit lookup in OpenSSL 3).
-// Intentionally never freed: they live as long as the process.
-struct Digests {
-  EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
-  EVP_MD* sha384 = EVP_MD_fetch(nullptr, "SHA2-384", nullptr);
-  EVP_MD* sha512 = EVP_MD_fetch(nullptr, "SHA2-512", nullptr);
-};
-const Digests& digests() {
-  static const Digests d;
-  return d;
-}
-
-const EVP_MD* digest_for(JwsAlg alg) {
-  switch (alg) {
-    case JwsAlg::RS256:
-    case JwsAlg::PS256:
-    case JwsAlg::ES256:
-      return digests().sha256;
-    case JwsAlg::RS384:
-    case JwsAlg::PS384:
-    case JwsAlg::ES384:
-      return digests().sha384;
-    case JwsAlg::RS512:
-    case JwsAlg::PS512:
-    case JwsAlg::ES512:
-      return digests().sha512;
-    case JwsAlg::EdDSA:
-      return nullptr;
-  }
-  return nullptr;
-}
-
-bool is_pss(JwsAlg alg) {
-  return alg == JwsAlg::PS256 || alg == JwsAlg::PS384 || alg == JwsAlg::PS512;
 }
 
 std::size_t ec_field_bytes(JwsAlg alg) {
@@ -351,22 +314,13 @@ Expected<JwsAlg, JwtError> verify_signature(JwsAlg alg, std::string_view signing
     return unexpected(JwtError::bad_signature);
   }
 
-  const EVP_MD* md = digest_for(alg);
-  if (alg != JwsAlg::EdDSA && !md) return fail(JwtError::internal);
+  // Copy the key's prepared context: no provider lookups per token, and the template itself
+  // is only ever read, so many threads may verify with the same key at once.
+  const EVP_MD_CTX* prepared = key.verify_template(alg);
+  if (!prepared) return unexpected(JwtError::internal);
   MdCtxPtr ctx(EVP_MD_CTX_new());
-  EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, pkey) != 1)
-    return fail(JwtError::internal);
-  if (is_pss(alg)) {
-    // RFC 7518 3.5: MGF1 with the same hash, salt as long as the hash; anything else fails.
-    if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1)
-      return fail(JwtError::internal);
-  } else if (key.kty() == JwkType::rsa) {
-    if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
-      return fail(JwtError::internal);
-  }
+  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), prepared) != 1) return fail(JwtError::internal);
+  EVP_MD_CTX_set_flags(ctx.get(), EVP_MD_CTX_FLAG_FINALISE);  // no internal dup before final
   const int rc = EVP_DigestVerify(ctx.get(), sig.data(), sig.size(),
                                   reinterpret_cast<const unsigned char*>(signing_input.data()),
                                   signing_input.size());

@@ -93,6 +93,9 @@ Expected<CompactParts, JwtError> split_compact_jws(std::string_view token,
 // string "alg" (and string "kid"/"typ" when present), well-formed and understood "crit",
 // payload a JSON object.
 Expected<ParsedJws, JwtError> parse_jws(std::string_view token, const JwsParseOptions& options = {});
+// The result points into the token, so a temporary string cannot be parsed.
+Expected<ParsedJws, JwtError> parse_jws(std::string&& token, const JwsParseOptions& options = {}) =
+    delete;
 
 // Maps a header "alg" to a JwsAlg: alg_none for "none" in any case, unsupported_alg for
 // everything we never verify (HS*, RSA1_5, ...).

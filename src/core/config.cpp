@@ -11,3 +11,14 @@ const UpstreamConfig* Config::find_upstream(std::string_view name) const {
 }
 
 }  // namespace portcullis
+
+namespace portcullis {
+
+const IdentityProviderConfig* Config::find_provider(std::string_view name) const {
+  for (const auto& provider : identity_providers) {
+    if (provider.name == name) return &provider;
+  }
+  return nullptr;
+}
+
+}  // namespace portcullis

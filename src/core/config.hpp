@@ -85,6 +85,54 @@ struct UpstreamConfig {
   int line = 0;
 };
 
+// How a provider's claims become an Identity ("" = the defaults described in docs/config.md).
+struct ClaimsConfig {
+  std::string subject = "sub";
+  std::string email = "email";
+  std::string groups = "groups";
+  std::string scopes;     // "" = "scp" when present, else "scope"
+  std::string client_id;  // "" = "client_id", else "cid", else "azp"
+};
+
+// auto: JWT-shaped tokens are verified locally and other tokens introspected (and every token
+// of an Okta org authorization server, whose access tokens can only be introspected).
+enum class IntrospectionMode { automatic, always, never };
+
+struct IntrospectionConfig {
+  std::string endpoint;  // "" = the introspection_endpoint from discovery
+  std::string client_id;
+  std::string client_secret_file;
+  std::string client_secret;  // the file's content (trailing newline removed); never printed
+  Duration cache_ttl = std::chrono::minutes(5);
+  IntrospectionMode mode = IntrospectionMode::automatic;
+};
+
+struct JwksRefreshConfig {
+  Duration default_refresh = std::chrono::hours(1);  // when the IdP sends no max-age
+  Duration min_refresh = std::chrono::minutes(1);
+  Duration max_refresh = std::chrono::hours(24);
+  Duration unknown_kid_cooldown = std::chrono::seconds(30);
+  Duration fetch_timeout = std::chrono::seconds(5);
+};
+
+struct IdentityProviderConfig {
+  std::string name;
+  std::string issuer;
+  std::vector<std::string> audiences;
+  bool allow_any_audience = false;  // the explicit waiver of the audience check
+  std::string jwks_file;  // resolved path; one of jwks_file / jwks_uri / neither (discovery)
+  std::string jwks_uri;
+  std::vector<std::string> algorithms = {"RS256", "ES256"};
+  Duration clock_skew = std::chrono::seconds(60);
+  std::string token_type;  // "" = typ not checked; e.g. "at+jwt"
+  std::uint64_t max_token_bytes = 16 * 1024;
+  ClaimsConfig claims;
+  std::string ca_file;  // for HTTPS fetches; "" = system store
+  JwksRefreshConfig jwks;
+  std::optional<IntrospectionConfig> introspection;
+  int line = 0;
+};
+
 enum class AuthMode { public_access, bearer, sso, bearer_or_sso, mtls };
 
 struct RouteMatch {
@@ -104,6 +152,9 @@ struct RouteConfig {
   std::optional<std::uint64_t> max_body_bytes;  // absent: the server default
   std::optional<Duration> timeout;              // overrides upstream.timeouts.request
   bool allow_encoded_slash = false;             // keep %2F/%5C undecoded instead of 400
+  std::vector<std::string> providers;           // bearer: providers accepted ("" = all)
+  std::vector<std::string> required_scopes;     // bearer: every one must be granted
+  bool forward_token = true;                    // keep Authorization for the upstream
   int line = 0;
 };
 
@@ -113,11 +164,13 @@ struct Config {
   AccessLogConfig access_log;
   std::vector<ListenerConfig> listeners;
   AdminConfig admin;
+  std::vector<IdentityProviderConfig> identity_providers;
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
   std::uint64_t default_max_body_bytes = 10ull * 1024 * 1024;
 
   const UpstreamConfig* find_upstream(std::string_view name) const;
+  const IdentityProviderConfig* find_provider(std::string_view name) const;
 };
 
 }  // namespace portcullis

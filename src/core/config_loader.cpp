@@ -2,6 +2,8 @@
 // parsing, cross references and certificate checks, collecting every error with its position.
 #include "core/config_loader.hpp"
 
+#include "authn/jwk.hpp"
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -236,6 +238,11 @@ class Loader {
   void parse_tls(const Field& f, TlsConfig& tls);
   void parse_limits(const Field& f, ListenerLimits& limits);
   void parse_admin(const Field* f);
+  void parse_identity_providers(const Field* f);
+  void parse_identity_provider(const YAML::Node& node, const std::string& path);
+  void parse_introspection(const Field& f, IdentityProviderConfig& provider);
+  std::optional<std::string> url(const Field& f);
+  std::vector<std::string> string_list(const Field& f, bool allow_empty);
   void parse_upstreams(const Fields& root);
   void parse_upstream(const YAML::Node& node, const std::string& path);
   void parse_endpoint(const YAML::Node& node, const std::string& path, UpstreamConfig& upstream);
@@ -253,6 +260,7 @@ class Loader {
   std::map<std::string, int> listener_names_;
   std::map<std::string, int> upstream_names_;
   std::map<std::string, int> route_names_;
+  std::map<std::string, int> provider_names_;
   // Bound addresses so far (listeners, then admin): address, owner label, line.
   struct Bound {
     SocketAddress address;
@@ -676,6 +684,242 @@ void Loader::parse_admin(const Field* f) {
   }
 }
 
+std::vector<std::string> Loader::string_list(const Field& f, bool allow_empty) {
+  std::vector<std::string> out;
+  auto seq = sequence(f);
+  if (!seq) return out;
+  if (seq->size() == 0 && !allow_empty) value_error(f, "must not be empty");
+  for (std::size_t i = 0; i < seq->size(); ++i) {
+    Field item{"", f.key_node, (*seq)[i], indexed(f.path, i)};
+    if (auto s = nonempty_string(item)) {
+      if (std::find(out.begin(), out.end(), *s) != out.end()) {
+        value_error(item, in_quotes(*s) + " is listed twice");
+        continue;
+      }
+      out.push_back(*s);
+    }
+  }
+  return out;
+}
+
+// An http(s) URL. Plain http is refused except on loopback hosts (development and tests):
+// keys and introspection answers fetched in clear text could be forged on the network.
+std::optional<std::string> Loader::url(const Field& f) {
+  auto s = nonempty_string(f);
+  if (!s) return std::nullopt;
+  std::string_view v = *s;
+  std::string_view rest;
+  bool https = false;
+  if (v.starts_with("https://")) {
+    https = true;
+    rest = v.substr(8);
+  } else if (v.starts_with("http://")) {
+    rest = v.substr(7);
+  } else {
+    value_error(f, in_quotes(*s) + " is not an https:// URL");
+    return std::nullopt;
+  }
+  std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.empty() || host.find('@') != std::string_view::npos ||
+      v.find_first_of(" \t\r\n\"<>\\^`{|}") != std::string_view::npos) {
+    value_error(f, in_quotes(*s) + " is not a valid URL");
+    return std::nullopt;
+  }
+  if (!https) {
+    std::string_view name = host;
+    if (name.starts_with("[")) {
+      name = name.substr(0, name.find(']') + 1);
+    } else {
+      name = name.substr(0, name.find(':'));
+    }
+    if (name != "127.0.0.1" && name != "localhost" && name != "[::1]") {
+      value_error(f, in_quotes(*s) +
+                         " uses plain http; only https is accepted (http only on loopback)");
+      return std::nullopt;
+    }
+  }
+  return s;
+}
+
+void Loader::parse_identity_providers(const Field* f) {
+  if (f == nullptr) return;
+  auto seq = sequence(*f);
+  if (!seq) return;
+  for (std::size_t i = 0; i < seq->size(); ++i) {
+    parse_identity_provider((*seq)[i], indexed(f->path, i));
+  }
+}
+
+void Loader::parse_identity_provider(const YAML::Node& node, const std::string& path) {
+  auto m = check_map(node, path,
+                     {"name", "issuer", "audiences", "allow_any_audience", "jwks_file",
+                      "jwks_uri", "algorithms", "clock_skew", "token_type", "max_token_size",
+                      "claims", "ca_file", "jwks_refresh", "introspection"});
+  if (!m) return;
+  IdentityProviderConfig p;
+  p.line = pos_of(node).line;
+  if (const Field* n = require(*m, "name", "")) {
+    if (auto s = nonempty_string(*n)) {
+      check_unique_name(*n, *s, "identity provider", provider_names_);
+      p.name = *s;
+    }
+  }
+  if (const Field* i = require(*m, "issuer", "the issuer URL, exactly as in the tokens' iss")) {
+    if (auto u = url(*i)) p.issuer = *u;
+  }
+  if (const Field* a = m->get("audiences")) p.audiences = string_list(*a, true);
+  if (const Field* w = m->get("allow_any_audience")) {
+    if (auto v = boolean(*w)) p.allow_any_audience = *v;
+  }
+  if (p.audiences.empty() && !p.allow_any_audience) {
+    const Field* a = m->get("audiences");
+    error(a ? a->key_node : node,
+          path + ": identity provider " + in_quotes(p.name) +
+              " has no audiences; list the audiences its tokens must carry, or set "
+              "allow_any_audience: true to waive the check explicitly");
+  }
+  const Field* file_field = m->get("jwks_file");
+  const Field* uri_field = m->get("jwks_uri");
+  if (file_field && uri_field) {
+    error(uri_field->key_node, path + ": 'jwks_file' and 'jwks_uri' are mutually exclusive");
+  }
+  if (file_field) {
+    std::string contents;
+    if (auto resolved = file(*file_field, &contents)) {
+      auto set = JwkSet::parse(contents);
+      if (!set) {
+        value_error(*file_field, "is not a usable JWKS: " + set.error());
+      } else if ((*set)->empty()) {
+        value_error(*file_field, "has no usable signing key");
+      } else {
+        p.jwks_file = *resolved;
+      }
+    }
+  }
+  if (uri_field) {
+    if (auto u = url(*uri_field)) p.jwks_uri = *u;
+  }
+  if (const Field* al = m->get("algorithms")) {
+    auto names = string_list(*al, false);
+    p.algorithms.clear();
+    for (const auto& name : names) {
+      if (name == "none" || name.starts_with("HS")) {
+        value_error(*al, "algorithm " + in_quotes(name) +
+                             " is never accepted (unsigned or symmetric tokens cannot be "
+                             "verified with an identity provider's public keys)");
+      } else if (!parse_jws_alg(name)) {
+        value_error(*al, "unknown algorithm " + in_quotes(name) +
+                             "; valid: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 "
+                             "EdDSA");
+      } else {
+        p.algorithms.push_back(name);
+      }
+    }
+  }
+  if (const Field* c = m->get("clock_skew")) {
+    if (auto v = duration(*c, false)) {
+      if (*v > std::chrono::hours(1)) {
+        value_error(*c, "must be at most 1h");
+      } else {
+        p.clock_skew = *v;
+      }
+    }
+  }
+  if (const Field* t = m->get("token_type")) {
+    if (auto s = nonempty_string(*t)) p.token_type = *s;
+  }
+  if (const Field* x = m->get("max_token_size")) {
+    if (auto v = size(*x)) {
+      if (*v < 256 || *v > 1024 * 1024) {
+        value_error(*x, "must be between 256 and 1MiB");
+      } else {
+        p.max_token_bytes = *v;
+      }
+    }
+  }
+  if (const Field* c = m->get("claims")) {
+    if (auto cm = map_value(*c, {"subject", "email", "groups", "scopes", "client_id"})) {
+      auto claim = [&](std::string_view key, std::string& out) {
+        if (const Field* x = cm->get(key)) {
+          if (auto s = nonempty_string(*x)) out = *s;
+        }
+      };
+      claim("subject", p.claims.subject);
+      claim("email", p.claims.email);
+      claim("groups", p.claims.groups);
+      claim("scopes", p.claims.scopes);
+      claim("client_id", p.claims.client_id);
+    }
+  }
+  if (const Field* c = m->get("ca_file")) {
+    if (auto resolved = file(*c, nullptr)) p.ca_file = *resolved;
+  }
+  if (const Field* r = m->get("jwks_refresh")) {
+    if (auto rm = map_value(*r, {"default", "min", "max", "unknown_kid_cooldown", "timeout"})) {
+      auto dur = [&](std::string_view key, Duration& out) {
+        if (const Field* x = rm->get(key)) {
+          if (auto v = duration(*x, true)) out = *v;
+        }
+      };
+      dur("default", p.jwks.default_refresh);
+      dur("min", p.jwks.min_refresh);
+      dur("max", p.jwks.max_refresh);
+      dur("unknown_kid_cooldown", p.jwks.unknown_kid_cooldown);
+      dur("timeout", p.jwks.fetch_timeout);
+      if (p.jwks.min_refresh > p.jwks.max_refresh) {
+        error(r->key_node, r->path + ": min must not exceed max");
+      }
+    }
+  }
+  if (const Field* i = m->get("introspection")) parse_introspection(*i, p);
+  config_.identity_providers.push_back(std::move(p));
+}
+
+void Loader::parse_introspection(const Field& f, IdentityProviderConfig& provider) {
+  auto m = map_value(f, {"endpoint", "client_id", "client_secret_file", "cache_ttl", "mode"});
+  if (!m) return;
+  IntrospectionConfig in;
+  if (const Field* e = m->get("endpoint")) {
+    if (auto u = url(*e)) in.endpoint = *u;
+  } else if (!provider.jwks_file.empty()) {
+    error(f.key_node, f.path + ": needs an endpoint (discovery is not used with jwks_file)");
+  }
+  if (const Field* c = require(*m, "client_id", "")) {
+    if (auto s = nonempty_string(*c)) in.client_id = *s;
+  }
+  if (const Field* c = require(*m, "client_secret_file", "a file holding the client secret")) {
+    std::string contents;
+    if (auto resolved = file(*c, &contents)) {
+      while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) {
+        contents.pop_back();
+      }
+      if (contents.empty()) {
+        value_error(*c, "is empty");
+      } else {
+        in.client_secret_file = *resolved;
+        in.client_secret = std::move(contents);
+      }
+    }
+  }
+  if (const Field* t = m->get("cache_ttl")) {
+    if (auto v = duration(*t, true)) in.cache_ttl = *v;
+  }
+  if (const Field* md = m->get("mode")) {
+    if (auto s = scalar(*md, "auto, always or never")) {
+      if (*s == "auto") {
+        in.mode = IntrospectionMode::automatic;
+      } else if (*s == "always") {
+        in.mode = IntrospectionMode::always;
+      } else if (*s == "never") {
+        in.mode = IntrospectionMode::never;
+      } else {
+        value_error(*md, "unknown mode " + in_quotes(*s) + "; valid modes: auto, always, never");
+      }
+    }
+  }
+  provider.introspection = std::move(in);
+}
+
 void Loader::parse_upstreams(const Fields& root) {
   const Field* f = require(root, "upstreams", "a list of upstreams");
   if (f == nullptr) return;
@@ -795,7 +1039,8 @@ void Loader::parse_routes(const Fields& root) {
 void Loader::parse_route(const YAML::Node& node, const std::string& path) {
   auto m = check_map(
       node, path,
-      {"name", "match", "upstream", "auth", "max_body", "timeout", "allow_encoded_slash"});
+      {"name", "match", "upstream", "auth", "max_body", "timeout", "allow_encoded_slash",
+       "providers", "required_scopes", "forward_token"});
   if (!m) return;
   RouteConfig route;
   route.line = pos_of(node).line;
@@ -821,11 +1066,38 @@ void Loader::parse_route(const YAML::Node& node, const std::string& path) {
     if (auto s = scalar(*a, "an auth mode")) {
       if (*s == "public") {
         route.auth = AuthMode::public_access;
-      } else if (*s == "bearer" || *s == "sso" || *s == "bearer_or_sso" || *s == "mtls") {
+      } else if (*s == "bearer") {
+        route.auth = AuthMode::bearer;
+        if (config_.identity_providers.empty()) {
+          value_error(*a, "auth mode 'bearer' needs at least one entry in identity_providers");
+        }
+      } else if (*s == "sso" || *s == "bearer_or_sso" || *s == "mtls") {
         value_error(*a, "auth mode " + in_quotes(*s) + " is not available in this build yet");
       } else {
         value_error(*a, "unknown auth mode " + in_quotes(*s) +
                             "; valid modes: public, bearer, sso, bearer_or_sso, mtls");
+      }
+    }
+  }
+  if (const Field* p = m->get("providers")) {
+    route.providers = string_list(*p, false);
+    for (const auto& name : route.providers) {
+      if (provider_names_.count(name) == 0) {
+        value_error(*p, "route " + in_quotes(route.name) + " names unknown identity provider " +
+                            in_quotes(name));
+      }
+    }
+  }
+  if (const Field* r = m->get("required_scopes")) {
+    route.required_scopes = string_list(*r, false);
+  }
+  if (const Field* t = m->get("forward_token")) {
+    if (auto v = boolean(*t)) route.forward_token = *v;
+  }
+  if (route.auth == AuthMode::public_access) {
+    for (std::string_view key : {"providers", "required_scopes"}) {
+      if (const Field* x = m->get(key)) {
+        error(x->key_node, x->path + ": only meaningful with auth: bearer");
       }
     }
   }
@@ -928,12 +1200,14 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
   }
   config_.source_file = source_;
   auto root =
-      check_map(docs[0], "", {"server", "access_log", "listeners", "admin", "upstreams", "routes"});
+      check_map(docs[0], "", {"server", "access_log", "listeners", "admin", "identity_providers",
+                               "upstreams", "routes"});
   if (root) {
     parse_server(root->get("server"));
     parse_access_log(root->get("access_log"));
     parse_listeners(*root);
     parse_admin(root->get("admin"));
+    parse_identity_providers(root->get("identity_providers"));
     parse_upstreams(*root);
     parse_routes(*root);
   }

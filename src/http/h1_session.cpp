@@ -134,7 +134,8 @@ class H1Session final : public DownstreamConnection {
   asio::awaitable<bool> handle(RequestParser& parser);
   asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex, bool expect_continue);
   asio::awaitable<bool> reply(Exchange& ex, unsigned status, std::string_view error,
-                              std::string_view message, bool keep_alive);
+                              std::string_view message, bool keep_alive,
+                              std::string_view www_authenticate = {});
   asio::awaitable<void> reply_bare(unsigned status, std::string_view error,
                                    std::string_view message);
   void finish(Exchange& ex);
@@ -317,11 +318,17 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
     expect_continue = true;
   }
 
-  if (auto local = admit(*ex.runtime, ctx)) {
+  auto local = admit(*ex.runtime, ctx);
+  if (!local) {
+    local = co_await authenticate(*ex.runtime, ctx, req[http::field::authorization],
+                                  worker_.token_cache());
+  }
+  if (local) {
     // A body we will not read makes the connection unusable for another request.
     co_return co_await reply(ex, local.status, local.error, local.message,
-                             ex.client_keep_alive && !ctx.has_body);
+                             ex.client_keep_alive && !ctx.has_body, local.www_authenticate);
   }
+  if (!ctx.route->forward_token) req.erase(http::field::authorization);
   co_return co_await forward(parser, ex, expect_continue);
 }
 
@@ -570,12 +577,13 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
 template <class Stream>
 asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
                                                std::string_view error, std::string_view message,
-                                               bool keep_alive) {
+                                               bool keep_alive, std::string_view www_authenticate) {
   keep_alive = keep_alive && !worker_.draining();
   http::response<http::string_body> res{static_cast<http::status>(status), ex.version};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
   res.set("x-request-id", ex.ctx.request_id);
+  if (!www_authenticate.empty()) res.set(http::field::www_authenticate, www_authenticate);
   if (!ex.head) res.body() = error_body(status, error, message, ex.ctx.request_id);
   res.prepare_payload();
   res.keep_alive(keep_alive);

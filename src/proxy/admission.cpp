@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "authn/authenticator.hpp"
 #include "core/log.hpp"
 
 namespace portcullis {
@@ -32,6 +33,9 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
       ctx.decision = "allow";
       ctx.decision_reason = "public route";
       break;
+    case AuthMode::bearer:
+      ctx.decision = "pending";  // decided by authenticate()
+      break;
     default:
       // The config loader refuses other modes in this build; deny by default regardless.
       ctx.decision = "deny";
@@ -44,6 +48,34 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   }
   if (!ctx.upstream) return {503, "no_upstream", "route has no upstream"};
   return {};
+}
+
+boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestContext& ctx,
+                                                std::string_view authorization,
+                                                TokenCache& cache) {
+  if (ctx.route == nullptr || ctx.route->auth == AuthMode::public_access) co_return LocalReply{};
+  if (ctx.route->auth != AuthMode::bearer || !runtime.authenticator) {
+    ctx.decision = "deny";
+    ctx.decision_reason = "no authenticator";
+    co_return LocalReply{503, "unavailable", "authentication is not configured"};
+  }
+  auto identity = co_await runtime.authenticator->authenticate(authorization, *ctx.route, cache);
+  if (!identity) {
+    const auto& f = identity.error();
+    ctx.decision = "deny";
+    ctx.decision_reason = f.reason;
+    LocalReply reply{f.status,
+                     f.status == 503   ? std::string_view("identity_provider_unavailable")
+                     : f.status == 403 ? std::string_view("insufficient_scope")
+                                       : std::string_view("unauthenticated"),
+                     f.description, {}};
+    if (f.status != 503) reply.www_authenticate = Authenticator::challenge(f);
+    co_return reply;
+  }
+  ctx.identity = std::move(identity.value());
+  ctx.decision = "allow";
+  ctx.decision_reason = "authenticated";
+  co_return LocalReply{};
 }
 
 std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx) {
@@ -104,6 +136,9 @@ std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock
   field("path", ctx.path);
   field("source", ctx.peer.to_string());
   number("source_port", ctx.peer_port);
+  field("subject", ctx.identity ? std::string_view(ctx.identity->subject) : std::string_view{});
+  field("client_id", ctx.identity ? std::string_view(ctx.identity->client_id) : std::string_view{});
+  field("provider", ctx.identity ? std::string_view(ctx.identity->provider) : std::string_view{});
   field("decision", ctx.decision);
   field("reason", ctx.decision_reason);
   number("status", ctx.status);

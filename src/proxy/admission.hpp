@@ -3,6 +3,7 @@
 // (only `auth: public` exists in this build; later issues plug bearer/SSO and the policy
 // engine in here), then request-level limits. Every codec calls admit() with its
 // RequestContext and either forwards or answers with the LocalReply.
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,12 +17,21 @@ struct LocalReply {
   unsigned status = 0;  // 0: admitted, forward it
   std::string_view error;  // machine code: "no_route", "payload_too_large", ...
   std::string message;     // human text (never secrets)
+  std::string www_authenticate;  // challenge header for 401/403 from bearer authentication
   explicit operator bool() const { return status != 0; }
 };
 
 // Fills ctx.route*, ctx.upstream*, ctx.decision*; returns a LocalReply when the gateway must
 // answer itself.
 LocalReply admit(const Runtime& runtime, RequestContext& ctx);
+
+class TokenCache;
+
+// The identity stage, after admit(): proves the caller for routes that need it (bearer) and
+// records the decision. Never allows on error: every failure is a LocalReply.
+boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestContext& ctx,
+                                                std::string_view authorization,
+                                                TokenCache& cache);
 
 // Max body bytes for the admitted route.
 std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx);

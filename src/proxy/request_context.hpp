@@ -8,10 +8,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <memory>
 
 namespace portcullis {
 
 struct RouteConfig;
+struct Identity;
 struct UpstreamConfig;
 struct RouteMetrics;
 struct UpstreamMetrics;
@@ -45,6 +47,7 @@ struct RequestContext {
   UpstreamMetrics* upstream_metrics = nullptr;
   std::string_view decision = "none";  // "allow" | "deny" | "none" (refused before a decision)
   std::string_view decision_reason;    // e.g. "public route"
+  std::shared_ptr<const Identity> identity;  // set by authentication (null on public routes)
 
   // Outcome, for logs and metrics.
   std::chrono::steady_clock::time_point started;

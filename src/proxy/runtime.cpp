@@ -1,9 +1,11 @@
 #include "proxy/runtime.hpp"
 
+#include "authn/authenticator.hpp"
+
 namespace portcullis {
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> config,
-                                              std::uint64_t generation) {
+                                              std::uint64_t generation, AuthnServices* authn) {
   auto rt = std::make_shared<Runtime>();
   rt->config = std::move(config);
   rt->generation = generation;
@@ -17,6 +19,9 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> conf
   }
   for (const auto& listener : rt->config->listeners) registry.listener(listener.name);
   rt->unmatched_metrics = &registry.route("");
+  if (authn && !rt->config->identity_providers.empty()) {
+    rt->authenticator = Authenticator::build(*rt->config, *authn, generation);
+  }
   return rt;
 }
 

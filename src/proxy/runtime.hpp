@@ -13,6 +13,11 @@
 #include "proxy/router.hpp"
 
 namespace portcullis {
+class Authenticator;
+class AuthnServices;
+}  // namespace portcullis
+
+namespace portcullis {
 
 struct Runtime {
   std::shared_ptr<const Config> config;
@@ -23,9 +28,11 @@ struct Runtime {
   std::vector<RouteMetrics*> route_metrics;
   std::vector<UpstreamMetrics*> route_upstream_metrics;
   RouteMetrics* unmatched_metrics = nullptr;
+  std::shared_ptr<const Authenticator> authenticator;  // null when no identity providers
 
+  // Throws std::runtime_error when an identity provider cannot be set up (start-up, reload).
   static std::shared_ptr<const Runtime> build(std::shared_ptr<const Config> config,
-                                              std::uint64_t generation);
+                                              std::uint64_t generation, AuthnServices* authn);
   bool peer_is_trusted(const boost::asio::ip::address& peer) const;
 };
 

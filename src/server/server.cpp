@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "admin/admin_server.hpp"
+#include "authn/authn_services.hpp"
 #include "core/config.hpp"
 #include "core/config_json.hpp"
 #include "core/config_loader.hpp"
@@ -31,12 +32,14 @@ struct Server::Impl {
   std::vector<std::thread> threads;
   std::unique_ptr<AdminServer> admin;
   std::atomic<bool> ready{false};
+  AuthnServices authn{control.get_executor(), SystemClock::instance()};
   bool draining = false;
   asio::steady_timer drain_timer{control};
   std::chrono::steady_clock::time_point drain_deadline;
 
+  // Throws std::runtime_error when the snapshot cannot be built (e.g. a provider's keys).
   void publish(std::shared_ptr<const Config> config) {
-    runtimes.publish(Runtime::build(std::move(config), generation));
+    runtimes.publish(Runtime::build(std::move(config), generation, &authn));
     MetricsRegistry::instance().config_generation.store(generation, std::memory_order_relaxed);
   }
 
@@ -61,7 +64,14 @@ struct Server::Impl {
       app_log()->warn("listener changes take effect on restart; the running listeners are kept");
     }
     ++generation;
-    publish(result.config);
+    try {
+      publish(result.config);
+    } catch (const std::exception& e) {
+      --generation;
+      metrics.reloads_failure.fetch_add(1, std::memory_order_relaxed);
+      app_log()->error("reload refused, keeping the running config: {}", escape_for_log(e.what()));
+      return;
+    }
     metrics.reloads_success.fetch_add(1, std::memory_order_relaxed);
     app_log()->info("config reloaded from {} (generation {})", escape_for_log(config_path),
                     generation);
@@ -97,6 +107,7 @@ struct Server::Impl {
       if (active) app_log()->warn("drain deadline reached with {} connections open", active);
       for (auto& w : workers) w->stop();
       if (admin) admin->stop();
+      authn.stop();
       signals.cancel();
       control.stop();
       return;

@@ -14,6 +14,7 @@
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "proxy/runtime.hpp"
+#include "authn/token_cache.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace spdlog {
@@ -51,6 +52,7 @@ class Worker {
   boost::asio::io_context& io() { return io_; }
   UpstreamPool& pool() { return pool_; }
   RandomSource& random() { return random_; }
+  TokenCache& token_cache() { return token_cache_; }
   spdlog::logger* access_logger() const { return access_log_.get(); }
   const std::shared_ptr<const Runtime>& runtime();  // current snapshot (refreshed on reload)
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
@@ -75,6 +77,7 @@ class Worker {
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   UpstreamPool pool_;
   OpenSslRandom random_;
+  TokenCache token_cache_;
   std::shared_ptr<spdlog::logger> access_log_;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};

@@ -311,7 +311,7 @@ struct ErrorCase {
 const ErrorCase kErrorCases[] = {
     {"unknown top-level key", VALID "bogus: 1\n", 4, 1,
      "unknown key 'bogus' at the top level; allowed keys: server, access_log, listeners, admin, "
-     "upstreams, routes"},
+     "identity_providers, upstreams, routes"},
     {"unknown nested key",
      "listeners:\n"
      "  - name: edge\n"
@@ -559,13 +559,13 @@ const ErrorCase kErrorCases[] = {
                                      "    upstream: app\n"
                                      "    auth: public\n",
      5, 19, "without a scheme"},
-    {"bearer auth not available",
+    {"bearer auth without identity providers",
      VALID_LISTENERS VALID_UPSTREAMS "routes:\n"
                                      "  - name: r\n"
                                      "    match: {}\n"
                                      "    upstream: app\n"
                                      "    auth: bearer\n",
-     7, 11, "auth mode 'bearer' is not available in this build yet"},
+     7, 11, "auth mode 'bearer' needs at least one entry in identity_providers"},
     {"unknown auth mode",
      VALID_LISTENERS VALID_UPSTREAMS "routes:\n"
                                      "  - name: r\n"

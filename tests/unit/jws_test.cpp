@@ -213,14 +213,16 @@ TEST(JwsRfcVectors, Rfc7520Section4_4Hs256IsRefused) {
 TEST(JwsVerify, RefusesNoneAndHmacWhateverTheKey) {
   auto rsa = keys(kA2Jwks);
   for (std::string_view alg : {"none", "None", "NONE", "nOnE"}) {
-    auto jws = parse_jws(b64(R"({"alg":")" + std::string(alg) + "\"}") + "." +
-                         b64(R"({"iss":"joe"})") + ".AAAA");
+    const std::string t =
+        b64(R"({"alg":")" + std::string(alg) + "\"}") + "." + b64(R"({"iss":"joe"})") + ".AAAA";
+    auto jws = parse_jws(t);
     ASSERT_TRUE(jws);
     EXPECT_EQ(verify_signature(*jws, first(rsa)).error(), JwtError::alg_none) << alg;
   }
   for (std::string_view alg : {"HS256", "HS384", "HS512", "RSA1_5", "ES256K", "rs256"}) {
-    auto jws = parse_jws(b64(R"({"alg":")" + std::string(alg) + "\"}") + "." +
-                         b64(R"({"iss":"joe"})") + ".AAAA");
+    const std::string t =
+        b64(R"({"alg":")" + std::string(alg) + "\"}") + "." + b64(R"({"iss":"joe"})") + ".AAAA";
+    auto jws = parse_jws(t);
     ASSERT_TRUE(jws);
     EXPECT_EQ(verify_signature(*jws, first(rsa)).error(), JwtError::unsupported_alg) << alg;
   }
@@ -299,18 +301,28 @@ TEST(JwsVerify, EcdsaSignatureMustBeRawRAndSOfTheCurveSize) {
 }
 
 TEST(JwsVerify, FailuresLeaveNoOpenSslErrorsBehind) {
+  // A stale entry in OpenSSL's per-thread error queue would confuse a later SSL_get_error().
   auto rsa = keys(kA2Jwks);
   auto ec = keys(kA3Jwks);
-  ERR_clear_error();
-  auto rs = parse_jws(flip_bit(kA2Token, 2, 5, 0x01));
-  auto es = parse_jws(flip_bit(kA3Token, 2, 0, 0xff));
+  const std::string rs_token = flip_bit(kA2Token, 2, 5, 0x01);
+  const std::string es_token = flip_bit(kA3Token, 2, 0, 0xff);
+  auto rs = parse_jws(rs_token);
+  auto es = parse_jws(es_token);
   ASSERT_TRUE(rs && es);
+  const std::vector<unsigned char> junk(256, 0x42);  // right length, not a signature
+  ERR_clear_error();
   EXPECT_FALSE(verify_signature(*rs, first(rsa)));
+  EXPECT_EQ(ERR_peek_error(), 0u);
   EXPECT_FALSE(verify_signature(*es, first(ec)));
+  EXPECT_EQ(ERR_peek_error(), 0u);
+  EXPECT_FALSE(verify_signature(JwsAlg::RS256, rs->signing_input, junk, first(rsa)));
+  EXPECT_EQ(ERR_peek_error(), 0u);
+  EXPECT_FALSE(verify_signature(JwsAlg::PS256, rs->signing_input, junk, first(rsa)));
+  EXPECT_EQ(ERR_peek_error(), 0u);
   EXPECT_FALSE(JwkSet::parse(R"({"keys":[{"kty":"EC","crv":"P-256","x":")"
                              R"(f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":")"
                              R"(AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]})"));
-  EXPECT_EQ(ERR_peek_error(), 0u) << "a later SSL_get_error() would see stale errors";
+  EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
 TEST(JwsVerify, RsaSignatureMustHaveTheModulusLength) {
@@ -332,12 +344,14 @@ TEST(JwsVerify, TamperedVectorsFail) {
   // Payload: "joe" -> "koe" (one bit), still valid JSON.
   const std::size_t j = std::string_view("{\"iss\":\"").size();
   for (auto [token, set] : {std::pair{kA2Token, rsa}, std::pair{kA3Token, ec}}) {
-    auto payload = parse_jws(flip_bit(token, 1, j, 0x01));
+    const std::string tampered = flip_bit(token, 1, j, 0x01);
+    auto payload = parse_jws(tampered);
     ASSERT_TRUE(payload);
     EXPECT_EQ(payload->payload.at("iss").as_string(), "koe");
     EXPECT_EQ(verify_signature(*payload, first(set)).error(), JwtError::bad_signature);
     for (std::size_t byte : {std::size_t{0}, std::size_t{31}, std::size_t{63}}) {
-      auto sig = parse_jws(flip_bit(token, 2, byte, 0x10));
+      const std::string bad_sig = flip_bit(token, 2, byte, 0x10);
+      auto sig = parse_jws(bad_sig);
       ASSERT_TRUE(sig);
       EXPECT_EQ(verify_signature(*sig, first(set)).error(), JwtError::bad_signature);
     }
@@ -422,13 +436,15 @@ TEST(JwsParse, HeaderAndPayloadMustBeJsonObjects) {
                                   R"({})", R"({"alg":""})", R"({"alg":256})", R"({"alg":null})",
                                   R"({"alg":"RS256","kid":7})", R"({"alg":"RS256","typ":{}})",
                                   R"({"alg":"RS256",})", "{\"alg\":\"RS256\"}\x01"}) {
-    auto r = parse_jws(b64(header) + "." + p + ".AAAA");
+    const std::string t = b64(header) + "." + p + ".AAAA";
+    auto r = parse_jws(t);
     ASSERT_FALSE(r) << header;
     EXPECT_EQ(r.error(), JwtError::malformed) << header;
   }
   for (std::string_view payload : {R"([1,2])", R"("joe")", "42", "null", R"({"iss":)",
                                    "\xff\xfe"}) {
-    auto r = parse_jws(h + "." + b64(payload) + ".AAAA");
+    const std::string t = h + "." + b64(payload) + ".AAAA";
+    auto r = parse_jws(t);
     ASSERT_FALSE(r) << payload;
     EXPECT_EQ(r.error(), JwtError::malformed) << payload;
   }
@@ -437,31 +453,30 @@ TEST(JwsParse, HeaderAndPayloadMustBeJsonObjects) {
 TEST(JwsParse, RefusesCritUnlessUnderstood) {
   const std::string p = b64(R"({"iss":"joe"})");
   auto with_header = [&](std::string_view header) {
-    return parse_jws(b64(header) + "." + p + ".AAAA");
+    const std::string t = b64(header) + "." + p + ".AAAA";
+    return parse_jws(t).error();
   };
-  EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["exp"],"exp":1})").error(),
+  EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["exp"],"exp":1})"),
             JwtError::unsupported_crit);
-  EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["b64"],"b64":false})").error(),
+  EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["b64"],"b64":false})"),
             JwtError::unsupported_crit);
   for (std::string_view malformed :
        {R"({"alg":"RS256","crit":[]})", R"({"alg":"RS256","crit":"exp"})",
         R"({"alg":"RS256","crit":[1]})", R"({"alg":"RS256","crit":[""]})",
         R"({"alg":"RS256","crit":null})", R"({"alg":"RS256","crit":["exp",2],"exp":1})"}) {
-    EXPECT_EQ(with_header(malformed).error(), JwtError::malformed) << malformed;
+    EXPECT_EQ(with_header(malformed), JwtError::malformed) << malformed;
   }
   // A caller that handles an extension can let it through (it must then be present).
   const std::string_view understood[] = {"urn:example:ext"};
   JwsParseOptions options;
   options.understood_crit = understood;
-  auto ok = parse_jws(b64(R"({"alg":"RS256","crit":["urn:example:ext"],"urn:example:ext":1})") +
-                          "." + p + ".AAAA",
-                      options);
+  const std::string present =
+      b64(R"({"alg":"RS256","crit":["urn:example:ext"],"urn:example:ext":1})") + "." + p + ".AAAA";
+  auto ok = parse_jws(present, options);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->header.crit, std::vector<std::string>{"urn:example:ext"});
-  EXPECT_EQ(parse_jws(b64(R"({"alg":"RS256","crit":["urn:example:ext"]})") + "." + p + ".AAAA",
-                      options)
-                .error(),
-            JwtError::malformed);
+  const std::string absent = b64(R"({"alg":"RS256","crit":["urn:example:ext"]})") + "." + p + ".AAAA";
+  EXPECT_EQ(parse_jws(absent, options).error(), JwtError::malformed);
 }
 
 TEST(JwsErrors, CodesAreStableUniqueAndDescribed) {

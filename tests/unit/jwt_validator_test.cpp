@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json/serialize.hpp>
@@ -630,6 +632,31 @@ TEST(JwtValidator, ErrorsNeverEchoTheToken) {
   const std::string_view d = describe(r.error());
   EXPECT_EQ(d.find("evil"), std::string_view::npos);
   EXPECT_EQ(std::string_view(t).find(d), std::string_view::npos);
+}
+
+TEST(JwtValidator, OneKeySetServesManyThreadsAtOnce) {
+  std::vector<std::string> good;
+  std::vector<std::string> bad;
+  for (const Case& c : every_algorithm()) {
+    good.push_back(token(c));
+    bad.push_back(flip_bit(good.back(), 2, 1, 0x01));
+  }
+  const JwtValidator v = validator();
+  const FakeClock clock(kNow);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 30; ++i) {
+        for (std::size_t j = 0; j < good.size(); ++j) {
+          if (!v.validate(good[j], *keys().set, clock)) ++failures;
+          if (v.validate(bad[j], *keys().set, clock)) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 // ---- Configuration -------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+#pragma once
+// Authenticator: the bearer-token stage of the request pipeline, built once per config
+// snapshot. For each identity provider it holds a JwtValidator, the provider's KeyStore and
+// (optionally) its Introspector and claims mapping.
+//
+// authenticate() proves the caller's token for one route:
+//  1. parse "Authorization: Bearer <token>" (missing -> 401 with a bare challenge);
+//  2. the per-worker TokenCache (a hit is re-checked against the route's providers and scopes);
+//  3. a JWT: the unverified "iss" picks the provider among the route's; verify with the
+//     provider's keys (an unknown kid triggers at most one JWKS refetch per cooldown, then one
+//     retry); an Okta org server or `mode: always` introspects instead;
+//  4. an opaque token: RFC 7662 introspection by the route's providers that have it;
+//  5. claims -> Identity, cached until exp; then the route's required scopes (403).
+// Any failure is a deny: 401 invalid_token for bad tokens, 403 insufficient_scope, 503 when
+// the provider cannot be reached and no usable key is known. Descriptions never contain key
+// material or the token.
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "admin/metrics.hpp"
+#include "authn/identity.hpp"
+#include "authn/jwt_validator.hpp"
+#include "authn/token_cache.hpp"
+#include "core/config.hpp"
+#include "core/expected.hpp"
+
+namespace portcullis {
+
+class AuthnServices;
+class KeyStore;
+class Introspector;
+
+struct AuthnFailure {
+  unsigned status = 401;             // 401, 403 or 503
+  std::string_view error;            // RFC 6750 error: "", "invalid_token", "insufficient_scope"
+  std::string_view reason;           // stable machine code for logs and metrics
+  std::string description;           // short, safe for clients
+  std::string scope;                 // for insufficient_scope: the required scopes
+};
+
+class Authenticator {
+ public:
+  // Throws std::runtime_error on an unusable provider definition (start-up / reload only).
+  static std::shared_ptr<const Authenticator> build(const Config& config, AuthnServices& services,
+                                                    std::uint64_t generation);
+
+  boost::asio::awaitable<Expected<std::shared_ptr<const Identity>, AuthnFailure>> authenticate(
+      std::string_view authorization, const RouteConfig& route, TokenCache& cache) const;
+
+  // WWW-Authenticate value for a failure (RFC 6750 3).
+  static std::string challenge(const AuthnFailure& failure);
+
+  std::size_t provider_count() const { return providers_.size(); }
+
+ private:
+  struct Provider;
+  using Result = Expected<std::shared_ptr<const Identity>, AuthnFailure>;
+
+  boost::asio::awaitable<Result> verify_jwt(const Provider& p, std::string_view token) const;
+  boost::asio::awaitable<Result> introspect(const Provider& p, std::string_view token) const;
+  bool route_accepts(const RouteConfig& route, const Provider& p) const;
+  Expected<std::shared_ptr<const Identity>, AuthnFailure> check_scopes(
+      std::shared_ptr<const Identity> identity, const RouteConfig& route) const;
+
+  std::vector<std::shared_ptr<const Provider>> providers_;
+  std::uint64_t generation_ = 0;
+  const Clock* clock_ = nullptr;
+};
+
+}  // namespace portcullis
