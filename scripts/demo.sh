@@ -6,8 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
-scripts/build.sh
+scripts/build.sh portcullis
 certs/make-dev-certs.sh
+node demo/dev-idp.mjs keygen certs/dev >/dev/null
+token=$(node demo/dev-idp.mjs mint certs/dev --sub alice --scope orders:read)
 node tests/support/echo-upstream.mjs --port 7001 --name demo-echo &
 upstream=$!
 trap 'kill $upstream 2>/dev/null || true' EXIT
@@ -21,6 +23,10 @@ Portcullis demo
 
 Try:
   curl --cacert certs/dev/ca.crt https://localhost:8443/hello?name=world
+  curl --cacert certs/dev/ca.crt https://localhost:8443/orders/42            # 401: bearer route
+  curl --cacert certs/dev/ca.crt https://localhost:8443/orders/42 \\
+       -H "Authorization: Bearer $token"
+  build/portcullis token inspect --config config/demo.yaml $token
 
 TXT
 build/portcullis serve --config config/demo.yaml

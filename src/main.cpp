@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/token_inspect.hpp"
 #include "core/config.hpp"
 #include "core/config_json.hpp"
 #include "core/config_loader.hpp"
@@ -25,6 +26,8 @@ constexpr std::string_view kUsage =
     "commands:\n"
     "  serve --config FILE        run the gateway\n"
     "  config check FILE          validate a config file (exit 0 valid, 1 invalid)\n"
+    "  token inspect [--config FILE] TOKEN\n"
+    "                             decode a bearer token and verify it as the gateway would\n"
     "  version                    print the version\n"
     "\n"
     "Run 'portcullis <command> --help' for a command's options.\n";
@@ -144,5 +147,11 @@ int main(int argc, char** argv) {
   }
   if (command == "serve") return cmd_serve(rest);
   if (command == "config") return cmd_config(rest);
+  if (command == "token") {
+    if (rest.empty() || rest[0] != "inspect") {
+      return usage_error("usage: portcullis token inspect [--config FILE] TOKEN", kUsage);
+    }
+    return portcullis::run_token_inspect({rest.begin() + 1, rest.end()});
+  }
   return usage_error("unknown command '" + std::string(command) + "'", kUsage);
 }

@@ -84,8 +84,14 @@ Expected<Target, std::string> parse_target(std::string_view method, std::string_
   t.host = u.host_address();
   if (t.host.empty()) return unexpected(std::string("URL has no host"));
   if (u.has_port() && !u.port().empty()) {
-    if (u.port_number() == 0) return unexpected(std::string("URL has an invalid port"));
-    t.port = std::to_string(u.port_number());
+    // port_number() wraps values over 65535, so read the digits ourselves.
+    auto digits = u.port();
+    unsigned long port = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+      return unexpected(std::string("URL has an invalid port"));
+    }
+    t.port = std::to_string(port);
     t.host_header = std::string(u.encoded_host()) + ":" + t.port;
   } else {
     t.port = t.tls ? "443" : "80";
