@@ -11,13 +11,13 @@
 #include <string>
 #include <vector>
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 
 #include "authn/base64url.hpp"
 #include "authn/jwt_validator.hpp"
@@ -148,13 +148,19 @@ void cold_verify(benchmark::State& state, const std::string& token) {
     auto r = f.validator->validate(token, *f.keys, f.clock);
     benchmark::DoNotOptimize(r);
   }
-  state.counters["verify/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["verify/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void BM_ColdVerify_RS256(benchmark::State& state) { cold_verify(state, fixture().rs256); }
-void BM_ColdVerify_ES256(benchmark::State& state) { cold_verify(state, fixture().es256); }
-void BM_ColdVerify_EdDSA(benchmark::State& state) { cold_verify(state, fixture().eddsa); }
+void BM_ColdVerify_RS256(benchmark::State& state) {
+  cold_verify(state, fixture().rs256);
+}
+void BM_ColdVerify_ES256(benchmark::State& state) {
+  cold_verify(state, fixture().es256);
+}
+void BM_ColdVerify_EdDSA(benchmark::State& state) {
+  cold_verify(state, fixture().eddsa);
+}
 
 // The pieces of an RS256 verify, to see where the time goes.
 void BM_Parse_RS256(benchmark::State& state) {
@@ -173,8 +179,8 @@ void BM_SignatureOnly_RS256(benchmark::State& state) {
     auto r = verify_signature(*jws, key);
     benchmark::DoNotOptimize(r);
   }
-  state.counters["verify/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["verify/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 // What `openssl speed rsa2048` times: EVP_PKEY_verify of a fixed digest on a context set up
@@ -199,8 +205,8 @@ void BM_OpenSslSpeedStyle_RSA2048Verify(benchmark::State& state) {
     benchmark::DoNotOptimize(rc);
   }
   EVP_PKEY_CTX_free(vctx);
-  state.counters["verify/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["verify/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 BENCHMARK(BM_ColdVerify_RS256);

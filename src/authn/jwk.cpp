@@ -3,14 +3,14 @@
 #include <array>
 #include <utility>
 
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 #include "authn/base64url.hpp"
 
@@ -59,7 +59,9 @@ constexpr std::array<AlgInfo, 10> kAlgs = {{
     {JwsAlg::EdDSA, "EdDSA", JwkType::okp, JwkCurve::ed25519},
 }};
 
-const AlgInfo& info(JwsAlg alg) { return kAlgs[static_cast<std::size_t>(alg)]; }
+const AlgInfo& info(JwsAlg alg) {
+  return kAlgs[static_cast<std::size_t>(alg)];
+}
 
 // Digests fetched once (explicit fetches avoid a per-call implicit lookup in OpenSSL 3).
 // Intentionally never freed: they live as long as the process.
@@ -120,8 +122,8 @@ EvpMdCtxPtr make_verify_template(JwsAlg alg, EVP_PKEY* key) {
 }
 
 // A string member: nullopt when absent, an error when present but not a string.
-Expected<std::optional<std::string_view>, std::string> string_member(
-    const boost::json::object& o, std::string_view name) {
+Expected<std::optional<std::string_view>, std::string> string_member(const boost::json::object& o,
+                                                                     std::string_view name) {
   const boost::json::value* v = o.if_contains(name);
   if (!v) return std::optional<std::string_view>{};
   const boost::json::string* s = v->if_string();
@@ -207,8 +209,7 @@ Expected<EvpPkeyPtr, std::string> ec_key(const boost::json::object& o, const Cur
   point.insert(point.end(), y->begin(), y->end());
   ParamBldPtr bld(OSSL_PARAM_BLD_new());
   if (!bld ||
-      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, curve.group, 0) !=
-          1 ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, curve.group, 0) != 1 ||
       OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                        point.size()) != 1)
     return openssl_failure("key import failed");
@@ -216,8 +217,7 @@ Expected<EvpPkeyPtr, std::string> ec_key(const boost::json::object& o, const Cur
   if (!key) return unexpected("EC point is not on " + std::string(curve.jwk_name));
   PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key->get(), nullptr));
   if (!check || EVP_PKEY_public_check(check.get()) != 1)
-    return openssl_failure("EC point is not a valid public key on " +
-                           std::string(curve.jwk_name));
+    return openssl_failure("EC point is not a valid public key on " + std::string(curve.jwk_name));
   return key;
 }
 
@@ -231,7 +231,7 @@ Expected<EvpPkeyPtr, std::string> ed25519_key(const boost::json::object& o) {
 }
 
 // Members that only a private JWK has (RFC 7518 6.3.2, 6.2.2; RFC 8037 2).
-constexpr std::array<std::string_view, 7> kPrivateMembers = {"d", "p", "q", "dp",
+constexpr std::array<std::string_view, 7> kPrivateMembers = {"d",  "p",  "q",  "dp",
                                                              "dq", "qi", "oth"};
 
 // kid as it may appear in a log line: printable ASCII, bounded.
@@ -244,10 +244,16 @@ std::string printable(std::string_view s) {
 
 }  // namespace
 
-void EvpPkeyDeleter::operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-void EvpMdCtxDeleter::operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+void EvpPkeyDeleter::operator()(EVP_PKEY* key) const noexcept {
+  EVP_PKEY_free(key);
+}
+void EvpMdCtxDeleter::operator()(EVP_MD_CTX* ctx) const noexcept {
+  EVP_MD_CTX_free(ctx);
+}
 
-std::string_view to_string(JwsAlg alg) { return info(alg).name; }
+std::string_view to_string(JwsAlg alg) {
+  return info(alg).name;
+}
 
 std::optional<JwsAlg> parse_jws_alg(std::string_view name) {
   for (const auto& a : kAlgs)
@@ -369,8 +375,7 @@ Expected<Jwk, std::string> Jwk::from_json(const boost::json::object& o) {
   for (const auto& a : kAlgs) {
     if (!key.usable_with(a.alg)) continue;
     EvpMdCtxPtr ctx = make_verify_template(a.alg, key.pkey_.get());
-    if (!ctx)
-      return openssl_failure("cannot set up " + std::string(a.name) + " verification");
+    if (!ctx) return openssl_failure("cannot set up " + std::string(a.name) + " verification");
     key.templates_.emplace_back(a.alg, std::move(ctx));
   }
   return key;

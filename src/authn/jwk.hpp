@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include <boost/json/fwd.hpp>
 #include <openssl/types.h>
+#include <boost/json/fwd.hpp>
 
 #include "core/expected.hpp"
 

@@ -30,25 +30,25 @@ inline constexpr std::size_t kDefaultMaxTokenBytes = 16 * 1024;
 // Why a token was refused. to_string() gives a stable short code (metrics, logs, audit);
 // describe() a one-line human description. Neither ever contains the token or key material.
 enum class JwtError : std::uint8_t {
-  malformed,          // not three strict-base64url parts, header/payload not a JSON object, ...
-  token_too_large,    // above the configured size limit
-  alg_not_allowed,    // alg not in the provider's allowlist
-  alg_none,           // "none" in any spelling
-  unsupported_alg,    // HS* or anything else we never verify
-  alg_key_mismatch,   // alg does not fit the key type/curve, or the JWK's own "alg"
-  unknown_kid,        // the token names a kid the key set does not have (refetch hint)
-  no_matching_key,    // no kid, and no key in the set fits the alg (refetch hint)
-  bad_signature,      // signature did not verify
-  wrong_issuer,       // iss missing or not the provider's issuer
-  wrong_audience,     // aud missing or none of the configured audiences
-  expired,            // now >= exp + skew
-  not_yet_valid,      // nbf > now + skew
-  issued_in_future,   // iat > now + skew
-  missing_exp,        // no exp claim
-  invalid_claim,      // a registered claim has the wrong JSON type (e.g. exp as a string)
-  bad_typ,            // typ is not the required one
-  unsupported_crit,   // crit names a header extension we do not understand
-  internal,           // the crypto library failed for a reason other than the signature
+  malformed,         // not three strict-base64url parts, header/payload not a JSON object, ...
+  token_too_large,   // above the configured size limit
+  alg_not_allowed,   // alg not in the provider's allowlist
+  alg_none,          // "none" in any spelling
+  unsupported_alg,   // HS* or anything else we never verify
+  alg_key_mismatch,  // alg does not fit the key type/curve, or the JWK's own "alg"
+  unknown_kid,       // the token names a kid the key set does not have (refetch hint)
+  no_matching_key,   // no kid, and no key in the set fits the alg (refetch hint)
+  bad_signature,     // signature did not verify
+  wrong_issuer,      // iss missing or not the provider's issuer
+  wrong_audience,    // aud missing or none of the configured audiences
+  expired,           // now >= exp + skew
+  not_yet_valid,     // nbf > now + skew
+  issued_in_future,  // iat > now + skew
+  missing_exp,       // no exp claim
+  invalid_claim,     // a registered claim has the wrong JSON type (e.g. exp as a string)
+  bad_typ,           // typ is not the required one
+  unsupported_crit,  // crit names a header extension we do not understand
+  internal,          // the crypto library failed for a reason other than the signature
 };
 
 std::string_view to_string(JwtError e);
@@ -92,10 +92,11 @@ Expected<CompactParts, JwtError> split_compact_jws(std::string_view token,
 // Structure only: exactly three non-empty strict-base64url parts, header a JSON object with a
 // string "alg" (and string "kid"/"typ" when present), well-formed and understood "crit",
 // payload a JSON object.
-Expected<ParsedJws, JwtError> parse_jws(std::string_view token, const JwsParseOptions& options = {});
+Expected<ParsedJws, JwtError> parse_jws(std::string_view token,
+                                        const JwsParseOptions& options = {});
 // The result points into the token, so a temporary string cannot be parsed.
-Expected<ParsedJws, JwtError> parse_jws(std::string&& token, const JwsParseOptions& options = {}) =
-    delete;
+Expected<ParsedJws, JwtError> parse_jws(std::string&& token,
+                                        const JwsParseOptions& options = {}) = delete;
 
 // Maps a header "alg" to a JwsAlg: alg_none for "none" in any case, unsupported_alg for
 // everything we never verify (HS*, RSA1_5, ...).

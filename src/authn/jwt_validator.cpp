@@ -41,9 +41,10 @@ std::optional<std::int64_t> numeric_date(const boost::json::value& v, Round roun
   constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
   constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
   if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64()) return v.get_uint64() > static_cast<std::uint64_t>(kMax)
-                                ? kMax
-                                : static_cast<std::int64_t>(v.get_uint64());
+  if (v.is_uint64())
+    return v.get_uint64() > static_cast<std::uint64_t>(kMax)
+               ? kMax
+               : static_cast<std::int64_t>(v.get_uint64());
   if (!v.is_double() || !std::isfinite(v.get_double())) return std::nullopt;
   const double d = round == Round::down ? std::floor(v.get_double()) : std::ceil(v.get_double());
   if (d >= 9.2e18) return kMax;
@@ -84,8 +85,7 @@ Expected<JwtValidator, std::string> JwtValidator::create(JwtValidatorConfig conf
   return JwtValidator(std::move(config));
 }
 
-Expected<VerifiedToken, JwtError> JwtValidator::validate(std::string_view token,
-                                                         const JwkSet& keys,
+Expected<VerifiedToken, JwtError> JwtValidator::validate(std::string_view token, const JwkSet& keys,
                                                          const Clock& clock) const {
   JwsParseOptions options;
   options.max_token_bytes = config_.max_token_bytes;
@@ -200,8 +200,8 @@ Expected<std::string, JwtError> unverified_issuer(std::string_view token,
   unsigned char arena[4096];
   boost::json::monotonic_resource mr(arena, sizeof arena);
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(
-      std::string_view(reinterpret_cast<const char*>(buf.data()), *n), ec, &mr);
+  boost::json::value v =
+      boost::json::parse(std::string_view(reinterpret_cast<const char*>(buf.data()), *n), ec, &mr);
   if (ec || !v.is_object()) return unexpected(JwtError::malformed);
   const boost::json::value* iss = v.get_object().if_contains("iss");
   if (!iss || !iss->is_string()) return unexpected(JwtError::wrong_issuer);

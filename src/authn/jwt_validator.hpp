@@ -28,8 +28,8 @@ struct JwtValidatorConfig {
   std::string issuer;                  // compared exactly with "iss"
   std::vector<std::string> audiences;  // "aud" must contain one; empty only if audience_waived
   bool audience_waived = false;
-  std::vector<JwsAlg> algorithms;      // allowlist; must not be empty
-  std::chrono::seconds clock_skew{60}; // 0..1h, applied to exp, nbf and iat
+  std::vector<JwsAlg> algorithms;           // allowlist; must not be empty
+  std::chrono::seconds clock_skew{60};      // 0..1h, applied to exp, nbf and iat
   std::optional<std::string> required_typ;  // e.g. "at+jwt" (RFC 9068); case-insensitive,
                                             // "application/" prefix accepted
   std::size_t max_token_bytes = kDefaultMaxTokenBytes;
@@ -71,8 +71,7 @@ class JwtValidator {
 // The "iss" of a token, without verifying anything: only for choosing among providers.
 // Decodes just the payload; fails with malformed/token_too_large, or wrong_issuer when the
 // payload has no string "iss".
-Expected<std::string, JwtError> unverified_issuer(std::string_view token,
-                                                  std::size_t max_token_bytes =
-                                                      kDefaultMaxTokenBytes);
+Expected<std::string, JwtError> unverified_issuer(
+    std::string_view token, std::size_t max_token_bytes = kDefaultMaxTokenBytes);
 
 }  // namespace portcullis

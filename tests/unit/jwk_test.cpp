@@ -4,11 +4,11 @@
 
 #include <string>
 
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 #include "authn/base64url.hpp"
 
@@ -40,12 +40,12 @@ std::string rsa_jwk(std::string_view extra = "") {
          std::string(extra) + "}";
 }
 std::string p256_jwk(std::string_view extra = "", std::string_view y = kP256Y) {
-  return std::string(R"({"kty":"EC","crv":"P-256","x":")") + std::string(kP256X) +
-         R"(","y":")" + std::string(y) + "\"" + std::string(extra) + "}";
+  return std::string(R"({"kty":"EC","crv":"P-256","x":")") + std::string(kP256X) + R"(","y":")" +
+         std::string(y) + "\"" + std::string(extra) + "}";
 }
 std::string p521_jwk(std::string_view extra = "") {
-  return std::string(R"({"kty":"EC","crv":"P-521","x":")") + std::string(kP521X) +
-         R"(","y":")" + std::string(kP521Y) + "\"" + std::string(extra) + "}";
+  return std::string(R"({"kty":"EC","crv":"P-521","x":")") + std::string(kP521X) + R"(","y":")" +
+         std::string(kP521Y) + "\"" + std::string(extra) + "}";
 }
 std::string ed25519_jwk(std::string_view extra = "") {
   return std::string(R"({"kty":"OKP","crv":"Ed25519","x":")") + std::string(kEd25519X) + "\"" +
@@ -117,8 +117,8 @@ TEST(Jwk, ParsesEachSupportedKeyType) {
 TEST(Jwk, UsableWithChecksTypeCurveAndOwnAlg) {
   auto rsa = one(rsa_jwk());
   ASSERT_TRUE(rsa);
-  for (JwsAlg a : {JwsAlg::RS256, JwsAlg::RS384, JwsAlg::RS512, JwsAlg::PS256, JwsAlg::PS384,
-                   JwsAlg::PS512})
+  for (JwsAlg a :
+       {JwsAlg::RS256, JwsAlg::RS384, JwsAlg::RS512, JwsAlg::PS256, JwsAlg::PS384, JwsAlg::PS512})
     EXPECT_TRUE(rsa->usable_with(a)) << to_string(a);
   for (JwsAlg a : {JwsAlg::ES256, JwsAlg::ES384, JwsAlg::ES512, JwsAlg::EdDSA})
     EXPECT_FALSE(rsa->usable_with(a)) << to_string(a);
@@ -151,8 +151,8 @@ TEST(Jwk, AlgNamesRoundTripAndNoneOrHmacIsNotAnAlg) {
   for (JwsAlg a : {JwsAlg::RS256, JwsAlg::RS384, JwsAlg::RS512, JwsAlg::PS256, JwsAlg::PS384,
                    JwsAlg::PS512, JwsAlg::ES256, JwsAlg::ES384, JwsAlg::ES512, JwsAlg::EdDSA})
     EXPECT_EQ(parse_jws_alg(to_string(a)), a);
-  for (std::string_view bad : {"none", "HS256", "HS384", "HS512", "rs256", "ES256K", "Ed25519",
-                               "RSA1_5", ""})
+  for (std::string_view bad :
+       {"none", "HS256", "HS384", "HS512", "rs256", "ES256K", "Ed25519", "RSA1_5", ""})
     EXPECT_FALSE(parse_jws_alg(bad).has_value()) << bad;
 }
 
@@ -186,7 +186,8 @@ TEST(Jwk, RefusesWeakOrOddRsaKeys) {
   ASSERT_FALSE(small);
   EXPECT_NE(small.error().find("1024"), std::string::npos);
   EXPECT_FALSE(one(R"({"kty":"RSA","n":")" + std::string(kRfc7515RsaN) + R"(","e":"AQ"})"));  // e=1
-  EXPECT_FALSE(one(R"({"kty":"RSA","n":")" + std::string(kRfc7515RsaN) + R"(","e":"Ag"})"));  // even
+  EXPECT_FALSE(
+      one(R"({"kty":"RSA","n":")" + std::string(kRfc7515RsaN) + R"(","e":"Ag"})"));  // even
   EXPECT_FALSE(one(R"({"kty":"RSA","e":"AQAB"})"));
   EXPECT_FALSE(one(R"({"kty":"RSA","n":"AQAB=","e":"AQAB"})"));  // not strict base64url
 }
@@ -197,7 +198,7 @@ TEST(Jwk, RefusesPointsOffTheCurveAndWrongCoordinateLengths) {
   auto off = one(p256_jwk("", y));
   ASSERT_FALSE(off);
   EXPECT_FALSE(one(p256_jwk("", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")));  // y = 0
-  EXPECT_FALSE(one(p256_jwk("", kP256Y.substr(0, 42))));                        // 31 bytes
+  EXPECT_FALSE(one(p256_jwk("", kP256Y.substr(0, 42))));                           // 31 bytes
   EXPECT_FALSE(one(R"({"kty":"EC","crv":"P-256","x":")" + std::string(kP521X) + R"(","y":")" +
                    std::string(kP521Y) + "\"}"));  // P-521 coordinates on P-256
   EXPECT_FALSE(one(R"({"kty":"OKP","crv":"Ed25519","x":"AQAB"})"));
@@ -255,10 +256,10 @@ TEST(JwkSet, SkipsUnusableKeysWithWarnings) {
 }
 
 TEST(JwkSet, RefusesASetWithASymmetricKey) {
-  auto set = JwkSet::parse(jwks({rsa_jwk(R"(,"kid":"good")"),
-                                 R"({"kty":"oct","kid":"018c0ae5-4d9b-471b-bfd6-eef314bc7037",)"
-                                 R"("use":"sig","alg":"HS256","k":")" +
-                                     std::string(kOctK) + "\"}"}));
+  auto set = JwkSet::parse(jwks(
+      {rsa_jwk(R"(,"kid":"good")"), R"({"kty":"oct","kid":"018c0ae5-4d9b-471b-bfd6-eef314bc7037",)"
+                                    R"("use":"sig","alg":"HS256","k":")" +
+                                        std::string(kOctK) + "\"}"}));
   ASSERT_FALSE(set);
   EXPECT_NE(set.error().find("oct"), std::string::npos);
   EXPECT_EQ(set.error().find(kOctK), std::string::npos);

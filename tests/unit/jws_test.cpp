@@ -98,7 +98,9 @@ std::shared_ptr<const JwkSet> keys(std::string_view jwks) {
   return set ? *set : nullptr;
 }
 
-const Jwk& first(const std::shared_ptr<const JwkSet>& set) { return *set->begin(); }
+const Jwk& first(const std::shared_ptr<const JwkSet>& set) {
+  return *set->begin();
+}
 
 std::vector<unsigned char> bytes(std::string_view b64) {
   auto b = base64url_decode(b64);
@@ -116,7 +118,8 @@ Expected<JwsAlg, JwtError> verify_raw(std::string_view token, const Jwk& key) {
   const auto at = header->find("\"alg\":\"");
   if (at == std::string::npos) return unexpected(JwtError::malformed);
   const auto start = at + 7;
-  auto alg = classify_alg(std::string_view(*header).substr(start, header->find('"', start) - start));
+  auto alg =
+      classify_alg(std::string_view(*header).substr(start, header->find('"', start) - start));
   if (!alg) return alg;
   const std::string_view input = token.substr(0, parts->header.size() + 1 + parts->payload.size());
   return verify_signature(*alg, input, bytes(parts->signature), key);
@@ -138,7 +141,9 @@ std::string flip_bit(std::string_view token, int index, std::size_t byte, unsign
   return out[0] + "." + out[1] + "." + out[2];
 }
 
-std::string b64(std::string_view s) { return base64url_encode(s); }
+std::string b64(std::string_view s) {
+  return base64url_encode(s);
+}
 
 // ---- RFC vectors ---------------------------------------------------------------------------
 
@@ -203,9 +208,10 @@ TEST(JwsRfcVectors, Rfc7520Section4_4Hs256IsRefused) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), JwtError::unsupported_alg);
   // The section 3.5 key itself cannot even be loaded.
-  EXPECT_FALSE(JwkSet::parse(R"({"keys":[{"kty":"oct","kid":"018c0ae5-4d9b-471b-bfd6-eef314bc7037",)"
-                             R"("use":"sig","alg":"HS256",)"
-                             R"("k":"hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg"}]})"));
+  EXPECT_FALSE(
+      JwkSet::parse(R"({"keys":[{"kty":"oct","kid":"018c0ae5-4d9b-471b-bfd6-eef314bc7037",)"
+                    R"("use":"sig","alg":"HS256",)"
+                    R"("k":"hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg"}]})"));
 }
 
 // ---- Algorithm / key fit -------------------------------------------------------------------
@@ -367,8 +373,8 @@ TEST(JwsVerify, TamperedVectorsFail) {
 
 TEST(JwsParse, ReadsHeaderFields) {
   const std::string token =
-      b64(R"({"alg":"ES256","kid":"k-1","typ":"at+jwt","jku":"https://evil.example/jwks"})") +
-      "." + b64(R"({"sub":"alice"})") + ".AAAA";
+      b64(R"({"alg":"ES256","kid":"k-1","typ":"at+jwt","jku":"https://evil.example/jwks"})") + "." +
+      b64(R"({"sub":"alice"})") + ".AAAA";
   auto jws = parse_jws(token);
   ASSERT_TRUE(jws) << to_string(jws.error());
   EXPECT_EQ(jws->header.alg, "ES256");
@@ -383,9 +389,9 @@ TEST(JwsParse, ReadsHeaderFields) {
 TEST(JwsParse, RequiresExactlyThreeNonEmptyParts) {
   const std::string h = b64(R"({"alg":"RS256"})");
   const std::string p = b64(R"({"iss":"joe"})");
-  for (const std::string& bad : {h, h + "." + p, h + "." + p + ".AAAA.AAAA", h + "." + p + ".",
-                                 "." + p + ".AAAA", h + "..AAAA", std::string(".."),
-                                 std::string(""), h + "." + p + ".AAAA."}) {
+  for (const std::string& bad :
+       {h, h + "." + p, h + "." + p + ".AAAA.AAAA", h + "." + p + ".", "." + p + ".AAAA",
+        h + "..AAAA", std::string(".."), std::string(""), h + "." + p + ".AAAA."}) {
     auto r = parse_jws(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error(), JwtError::malformed) << bad;
@@ -424,25 +430,26 @@ TEST(JwsParse, EnforcesTheSizeLimit) {
   EXPECT_TRUE(parse_jws(kA2Token, options));
   options.max_token_bytes = kA2Token.size() - 1;
   EXPECT_EQ(parse_jws(kA2Token, options).error(), JwtError::token_too_large);
-  const std::string huge = std::string(kA2Token.substr(0, 20)) + "." + b64(std::string(20000, 'x')) +
-                           "." + std::string(kA2Token.substr(kA2Token.rfind('.') + 1));
+  const std::string huge = std::string(kA2Token.substr(0, 20)) + "." +
+                           b64(std::string(20000, 'x')) + "." +
+                           std::string(kA2Token.substr(kA2Token.rfind('.') + 1));
   EXPECT_EQ(parse_jws(huge).error(), JwtError::token_too_large);  // default 16 KiB
 }
 
 TEST(JwsParse, HeaderAndPayloadMustBeJsonObjects) {
   const std::string p = b64(R"({"iss":"joe"})");
   const std::string h = b64(R"({"alg":"RS256"})");
-  for (std::string_view header : {R"(["alg","RS256"])", R"("RS256")", R"({"alg":"RS256")",
-                                  R"({})", R"({"alg":""})", R"({"alg":256})", R"({"alg":null})",
-                                  R"({"alg":"RS256","kid":7})", R"({"alg":"RS256","typ":{}})",
-                                  R"({"alg":"RS256",})", "{\"alg\":\"RS256\"}\x01"}) {
+  for (std::string_view header :
+       {R"(["alg","RS256"])", R"("RS256")", R"({"alg":"RS256")", R"({})", R"({"alg":""})",
+        R"({"alg":256})", R"({"alg":null})", R"({"alg":"RS256","kid":7})",
+        R"({"alg":"RS256","typ":{}})", R"({"alg":"RS256",})", "{\"alg\":\"RS256\"}\x01"}) {
     const std::string t = b64(header) + "." + p + ".AAAA";
     auto r = parse_jws(t);
     ASSERT_FALSE(r) << header;
     EXPECT_EQ(r.error(), JwtError::malformed) << header;
   }
-  for (std::string_view payload : {R"([1,2])", R"("joe")", "42", "null", R"({"iss":)",
-                                   "\xff\xfe"}) {
+  for (std::string_view payload :
+       {R"([1,2])", R"("joe")", "42", "null", R"({"iss":)", "\xff\xfe"}) {
     const std::string t = h + "." + b64(payload) + ".AAAA";
     auto r = parse_jws(t);
     ASSERT_FALSE(r) << payload;
@@ -456,8 +463,7 @@ TEST(JwsParse, RefusesCritUnlessUnderstood) {
     const std::string t = b64(header) + "." + p + ".AAAA";
     return parse_jws(t).error();
   };
-  EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["exp"],"exp":1})"),
-            JwtError::unsupported_crit);
+  EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["exp"],"exp":1})"), JwtError::unsupported_crit);
   EXPECT_EQ(with_header(R"({"alg":"RS256","crit":["b64"],"b64":false})"),
             JwtError::unsupported_crit);
   for (std::string_view malformed :
@@ -475,7 +481,8 @@ TEST(JwsParse, RefusesCritUnlessUnderstood) {
   auto ok = parse_jws(present, options);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->header.crit, std::vector<std::string>{"urn:example:ext"});
-  const std::string absent = b64(R"({"alg":"RS256","crit":["urn:example:ext"]})") + "." + p + ".AAAA";
+  const std::string absent =
+      b64(R"({"alg":"RS256","crit":["urn:example:ext"]})") + "." + p + ".AAAA";
   EXPECT_EQ(parse_jws(absent, options).error(), JwtError::malformed);
 }
 
@@ -507,7 +514,8 @@ TEST(JwsErrors, CodesAreStableUniqueAndDescribed) {
     EXPECT_TRUE(seen.insert(code).second) << code;
     EXPECT_FALSE(describe(e).empty());
     EXPECT_EQ(describe(e).find('\n'), std::string_view::npos);
-    EXPECT_EQ(suggests_key_refetch(e), e == JwtError::unknown_kid || e == JwtError::no_matching_key);
+    EXPECT_EQ(suggests_key_refetch(e),
+              e == JwtError::unknown_kid || e == JwtError::no_matching_key);
   }
 }
 

@@ -10,9 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
-#include <boost/json/value_from.hpp>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -21,6 +18,9 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <boost/json/value_from.hpp>
 
 #include "authn/base64url.hpp"
 
@@ -64,7 +64,9 @@ Bytes bn_param(EVP_PKEY* key, const char* name, int pad = 0) {
   return out;
 }
 
-int ec_field_bytes(EVP_PKEY* key) { return (EVP_PKEY_get_bits(key) + 7) / 8; }
+int ec_field_bytes(EVP_PKEY* key) {
+  return (EVP_PKEY_get_bits(key) + 7) / 8;
+}
 
 json::object public_jwk(EVP_PKEY* key, std::string_view kid) {
   json::object jwk;
@@ -155,7 +157,9 @@ Bytes public_der(EVP_PKEY* key) {
   return out;
 }
 
-std::string b64(std::string_view s) { return base64url_encode(s); }
+std::string b64(std::string_view s) {
+  return base64url_encode(s);
+}
 
 struct TestKeys {
   EVP_PKEY* rsa = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048});
@@ -198,13 +202,17 @@ std::vector<Case> every_algorithm() {
 }
 
 json::object claims() {
-  return json::object{{"iss", kIssuer},       {"aud", kAudience},     {"sub", "alice"},
-                      {"exp", kNow + 300},    {"iat", kNow - 10},     {"nbf", kNow - 10},
+  return json::object{{"iss", kIssuer},
+                      {"aud", kAudience},
+                      {"sub", "alice"},
+                      {"exp", kNow + 300},
+                      {"iat", kNow - 10},
+                      {"nbf", kNow - 10},
                       {"scp", json::array{"orders:read"}}};
 }
 
-std::string token(EVP_PKEY* key, std::string_view alg, json::object header, const json::object& body,
-                  std::string_view signing_alg = "") {
+std::string token(EVP_PKEY* key, std::string_view alg, json::object header,
+                  const json::object& body, std::string_view signing_alg = "") {
   if (!header.contains("alg")) header["alg"] = alg;
   const std::string input = b64(json::serialize(header)) + "." + b64(json::serialize(body));
   return input + "." + base64url_encode(sign(key, signing_alg.empty() ? alg : signing_alg, input));
@@ -239,7 +247,8 @@ Expected<VerifiedToken, JwtError> check(std::string_view t, const JwtValidator& 
   return v.validate(t, *keys().set, FakeClock(now));
 }
 
-JwtError error_of(std::string_view t, const JwtValidator& v = validator(), std::int64_t now = kNow) {
+JwtError error_of(std::string_view t, const JwtValidator& v = validator(),
+                  std::int64_t now = kNow) {
   auto r = check(t, v, now);
   EXPECT_FALSE(r) << "accepted: " << t;
   return r ? JwtError::internal : r.error();
@@ -585,9 +594,9 @@ TEST(JwtValidator, RefusesWrongNumbersOfParts) {
   const auto d1 = t.find('.');
   const auto d2 = t.rfind('.');
   for (const std::string& bad :
-       {t.substr(0, d2), t + "." + t.substr(d2 + 1), t + ".", t.substr(0, d1) + ".." +
-        t.substr(d2 + 1), t.substr(d1), std::string(".."), std::string("..."), std::string(""),
-        t.substr(0, d1)}) {
+       {t.substr(0, d2), t + "." + t.substr(d2 + 1), t + ".",
+        t.substr(0, d1) + ".." + t.substr(d2 + 1), t.substr(d1), std::string(".."),
+        std::string("..."), std::string(""), t.substr(0, d1)}) {
     EXPECT_EQ(error_of(bad), JwtError::malformed) << bad;
   }
 }
