@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include <boost/json/parse.hpp>
+
 #include "authn/authn_services.hpp"
+#include "authn/base64url.hpp"
 #include "authn/bearer_token.hpp"
 #include "authn/introspection.hpp"
 #include "authn/key_store.hpp"
@@ -42,6 +45,46 @@ AuthnFailure invalid_token(std::string_view reason, std::string description) {
   return {401, "invalid_token", reason, std::move(description), {}};
 }
 
+// Outcome counters of one provider (or of tokens no provider could be chosen for).
+struct AuthnCounters {
+  std::array<LabeledCounter*, kJwtErrorCount> jwt_errors{};
+  std::array<LabeledCounter*, static_cast<int>(Extra::count)> extra{};
+  void count(JwtError e) const { jwt_errors[static_cast<int>(e)]->inc(); }
+  void count(Extra e) const { extra[static_cast<int>(e)]->inc(); }
+  static AuthnCounters make(std::string_view provider) {
+    constexpr std::string_view kFamily = "portcullis_authn_total";
+    constexpr std::string_view kHelp = "Bearer authentications by provider and result.";
+    auto& registry = MetricsRegistry::instance();
+    AuthnCounters c;
+    for (int e = 0; e < kJwtErrorCount; ++e) {
+      c.jwt_errors[e] = &registry.counter(
+          kFamily, kHelp,
+          prometheus_labels({{"provider", provider}, {"result", to_string(static_cast<JwtError>(e))}}));
+    }
+    for (int e = 0; e < static_cast<int>(Extra::count); ++e) {
+      c.extra[e] = &registry.counter(
+          kFamily, kHelp, prometheus_labels({{"provider", provider}, {"result", kExtraNames[e]}}));
+    }
+    return c;
+  }
+};
+
+// Why an unsigned token (empty third part) is refused: "alg: none" gets its own reason.
+JwtError unsigned_token_error(std::string_view token) {
+  auto header = base64url_decode_to_string(token.substr(0, token.find('.')));
+  if (header) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(*header, ec);
+    if (!ec && v.is_object()) {
+      if (auto* alg = v.as_object().if_contains("alg"); alg && alg->is_string()) {
+        auto c = classify_alg(alg->as_string());
+        if (!c) return c.error();
+      }
+    }
+  }
+  return JwtError::malformed;
+}
+
 }  // namespace
 
 struct Authenticator::Provider {
@@ -53,12 +96,19 @@ struct Authenticator::Provider {
   std::shared_ptr<Introspector> introspector;
   ClaimsMapping mapping;
   bool introspect_always = false;
-  std::array<LabeledCounter*, kJwtErrorCount> jwt_errors{};
-  std::array<LabeledCounter*, static_cast<int>(Extra::count)> extra{};
+  AuthnCounters counters;
+  std::int64_t introspection_cache_seconds = 0;
 
-  void count(JwtError e) const { jwt_errors[static_cast<int>(e)]->inc(); }
-  void count(Extra e) const { extra[static_cast<int>(e)]->inc(); }
+  void count(JwtError e) const { counters.count(e); }
+  void count(Extra e) const { counters.count(e); }
 };
+
+namespace {
+const AuthnCounters& unattributed() {
+  static const AuthnCounters counters = AuthnCounters::make("");
+  return counters;
+}
+}  // namespace
 
 std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
                                                           AuthnServices& services,
@@ -66,9 +116,7 @@ std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
   auto auth = std::make_shared<Authenticator>();
   auth->generation_ = generation;
   auth->clock_ = &services.clock();
-  auto& registry = MetricsRegistry::instance();
-  constexpr std::string_view kFamily = "portcullis_authn_total";
-  constexpr std::string_view kHelp = "Bearer authentications by provider and result.";
+  unattributed();  // register the provider="" series up front
   int index = 0;
   for (const auto& pc : config.identity_providers) {
     JwtValidatorConfig vc;
@@ -87,7 +135,11 @@ std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
     }
     auto p = std::make_shared<Provider>(Provider{index++, pc.name, pc.issuer, std::move(*validator),
                                                  services.key_store(pc), services.introspector(pc),
-                                                 {}, false, {}, {}});
+                                                 {}, false, AuthnCounters::make(pc.name), 0});
+    if (pc.introspection) {
+      p->introspection_cache_seconds =
+          std::chrono::duration_cast<std::chrono::seconds>(pc.introspection->cache_ttl).count();
+    }
     p->mapping.subject = pc.claims.subject;
     p->mapping.email = pc.claims.email;
     p->mapping.groups = pc.claims.groups;
@@ -97,15 +149,6 @@ std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
       p->introspect_always = pc.introspection->mode == IntrospectionMode::always ||
                              (pc.introspection->mode == IntrospectionMode::automatic &&
                               is_okta_org_server(pc.issuer));
-    }
-    for (int e = 0; e < kJwtErrorCount; ++e) {
-      p->jwt_errors[e] = &registry.counter(
-          kFamily, kHelp,
-          prometheus_labels({{"provider", pc.name}, {"result", to_string(static_cast<JwtError>(e))}}));
-    }
-    for (int e = 0; e < static_cast<int>(Extra::count); ++e) {
-      p->extra[e] = &registry.counter(
-          kFamily, kHelp, prometheus_labels({{"provider", pc.name}, {"result", kExtraNames[e]}}));
     }
     auth->providers_.push_back(std::move(p));
   }
@@ -126,7 +169,7 @@ Expected<std::shared_ptr<const Identity>, AuthnFailure> Authenticator::check_sco
         if (!all.empty()) all += ' ';
         all += s;
       }
-      providers_[0]->count(Extra::insufficient_scope);
+      unattributed().count(Extra::insufficient_scope);
       return unexpected(AuthnFailure{403, "insufficient_scope", "insufficient_scope",
                                      "the token lacks a scope this route requires", all});
     }
@@ -158,8 +201,14 @@ asio::awaitable<Authenticator::Result> Authenticator::authenticate(std::string_v
   Result result = unexpected(invalid_token("untrusted_issuer", "token issuer is not trusted here"));
   const Provider* chosen = nullptr;
   if (looks_like_jwt(token)) {
+    if (token.back() == '.') {
+      auto e = unsigned_token_error(token);
+      unattributed().count(e);
+      co_return unexpected(invalid_token(to_string(e), std::string(describe(e))));
+    }
     auto issuer = unverified_issuer(token);
     if (!issuer) {
+      unattributed().count(issuer.error());
       co_return unexpected(invalid_token(to_string(issuer.error()), std::string(describe(issuer.error()))));
     }
     for (const auto& p : providers_) {
@@ -169,7 +218,7 @@ asio::awaitable<Authenticator::Result> Authenticator::authenticate(std::string_v
       }
     }
     if (chosen == nullptr) {
-      if (!providers_.empty()) providers_[0]->count(Extra::untrusted_issuer);
+      unattributed().count(Extra::untrusted_issuer);
       co_return result;
     }
     if (chosen->introspect_always && chosen->introspector) {
@@ -188,7 +237,13 @@ asio::awaitable<Authenticator::Result> Authenticator::authenticate(std::string_v
     }
   }
   if (!result) co_return result;
-  cache.insert(token, result.value(), chosen->index, generation_, result.value()->expires_at, now);
+  // Introspected tokens are re-introspected after cache_ttl (a revocation at the IdP must be
+  // seen within it), JWTs live until their exp.
+  std::int64_t cache_until = result.value()->expires_at;
+  if (result.value()->method == "introspection") {
+    cache_until = std::min(cache_until, now + chosen->introspection_cache_seconds);
+  }
+  cache.insert(token, result.value(), chosen->index, generation_, cache_until, now);
   chosen->count(Extra::ok);
   co_return check_scopes(std::move(result.value()), route);
 }

@@ -58,6 +58,8 @@ std::shared_ptr<KeyStore> AuthnServices::key_store(const IdentityProviderConfig&
   options.min_refresh = seconds(p.jwks.min_refresh);
   options.max_refresh = seconds(p.jwks.max_refresh);
   options.unknown_kid_cooldown = seconds(p.jwks.unknown_kid_cooldown);
+  // Discovery + JWKS are two requests, each bounded by the fetch timeout.
+  options.fetch_wait = 2 * p.jwks.fetch_timeout;
   auto store = std::make_shared<KeyStore>(control_, fetcher_for(p.ca_file, p.jwks.fetch_timeout),
                                           clock_, options);
   store->start();

@@ -36,8 +36,9 @@ BearerToken parse_bearer(std::string_view v) {
 }
 
 bool looks_like_jwt(std::string_view token) {
-  return std::count(token.begin(), token.end(), '.') == 2 && token.front() != '.' &&
-         token.back() != '.';
+  // An empty signature part still makes a JWT (an unsigned "alg: none" token must be refused
+  // as such, not handed to introspection as if it were opaque).
+  return std::count(token.begin(), token.end(), '.') == 2 && token.front() != '.';
 }
 
 }  // namespace portcullis

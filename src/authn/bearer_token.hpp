@@ -15,7 +15,7 @@ struct BearerToken {
 
 BearerToken parse_bearer(std::string_view authorization);
 
-// True when the token has the shape of a compact JWS (three base64url parts).
+// True when the token has the shape of a compact JWS: three parts, the last possibly empty.
 bool looks_like_jwt(std::string_view token);
 
 }  // namespace portcullis

@@ -95,7 +95,7 @@ struct Core {
 
   void record_failure(const std::string& reason) {
     app_log()->warn("provider {}: key refresh failed, keeping the last good set: {}",
-                    options.provider_name, reason);
+                    options.provider_name, escape_for_log(reason));
     std::lock_guard lock(mutex);
     status.fetches_failed++;
     status.last_error = reason;
@@ -252,7 +252,7 @@ asio::awaitable<bool> unknown_kid(std::shared_ptr<Core> core) {
     const auto& began = core->unknown_kid_fetch;
     if (began && now - *began < core->options.unknown_kid_cooldown) {
       // No new fetch; a set installed since the cooldown began is worth another look.
-      co_return core->last_install && *core->last_install >= *began;
+      co_return core->last_install.has_value() && *core->last_install >= *began;
     }
     core->unknown_kid_fetch = now;
   }
@@ -284,9 +284,13 @@ KeyStore::KeyStore(asio::any_io_executor control, std::shared_ptr<HttpFetcher> f
                    const Clock& clock, KeyStoreOptions options)
     : options_(options),
       state_(std::make_shared<State>(std::move(control), std::move(fetcher), clock,
-                                     std::move(options))) {}
+                                     std::move(options))) {
+  state_->status.jwks_uri = options_.jwks_uri;  // discovery fills it in otherwise
+}
 
-KeyStore::~KeyStore() { stop(); }
+KeyStore::~KeyStore() {
+  stop();
+}
 
 void KeyStore::start() {
   if (!options_.jwks_file.empty()) {
@@ -296,10 +300,6 @@ void KeyStore::start() {
   if (options_.jwks_uri.empty() && options_.issuer.empty()) {
     throw std::runtime_error("provider " + options_.provider_name +
                              ": no jwks_file, jwks_uri or issuer to discover keys from");
-  }
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->status.jwks_uri = options_.jwks_uri;
   }
   std::shared_ptr<Core> core = state_;
   asio::post(core->strand, [core] {
@@ -334,8 +334,7 @@ KeyStoreStatus KeyStore::status() const {
 
 asio::awaitable<bool> KeyStore::refresh_for_unknown_kid() {
   std::shared_ptr<Core> core = state_;
-  auto [failure, installed] =
-      co_await asio::co_spawn(core->strand, unknown_kid(core), use_nothrow);
+  auto [failure, installed] = co_await asio::co_spawn(core->strand, unknown_kid(core), use_nothrow);
   co_return !failure && installed;
 }
 

@@ -444,7 +444,7 @@ std::optional<std::string> Loader::file(const Field& f, std::string* contents) {
     value_error(f, "cannot read file " + in_quotes(resolved) + ": " + std::strerror(errno));
     return std::nullopt;
   }
-  *contents = buffer.str();
+  if (contents) *contents = buffer.str();
   return resolved;
 }
 
@@ -879,10 +879,8 @@ void Loader::parse_introspection(const Field& f, IdentityProviderConfig& provide
   auto m = map_value(f, {"endpoint", "client_id", "client_secret_file", "cache_ttl", "mode"});
   if (!m) return;
   IntrospectionConfig in;
-  if (const Field* e = m->get("endpoint")) {
+  if (const Field* e = require(*m, "endpoint", "the introspection endpoint URL")) {
     if (auto u = url(*e)) in.endpoint = *u;
-  } else if (!provider.jwks_file.empty()) {
-    error(f.key_node, f.path + ": needs an endpoint (discovery is not used with jwks_file)");
   }
   if (const Field* c = require(*m, "client_id", "")) {
     if (auto s = nonempty_string(*c)) in.client_id = *s;

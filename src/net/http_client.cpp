@@ -101,8 +101,8 @@ Expected<Target, std::string> parse_target(std::string_view method, std::string_
   if (path.empty()) path = "/";
   t.target = path;
   if (u.has_query()) t.target += "?" + std::string(u.encoded_query());
-  t.what = std::string(method) + " " + (t.tls ? "https://" : "http://") + std::string(u.encoded_host()) +
-           ":" + t.port + path;
+  t.what = std::string(method) + " " + (t.tls ? "https://" : "http://") +
+           std::string(u.encoded_host()) + ":" + t.port + path;
   return t;
 }
 
@@ -151,8 +151,8 @@ std::string lower(std::string_view s) {
 
 // Writes the request and reads the response (status, lower-case headers, bounded body).
 template <class Stream>
-asio::awaitable<Outcome> send_and_read(Stream& stream, const HttpRequestSpec& spec,
-                                       const Target& t, const HttpClientOptions& options) {
+asio::awaitable<Outcome> send_and_read(Stream& stream, const HttpRequestSpec& spec, const Target& t,
+                                       const HttpClientOptions& options) {
   auto req = build_request(spec, t, options);
   auto [wec, written] = co_await http::async_write(stream, req, use_nothrow);
   if (wec) co_return unexpected(t.what + ": write failed: " + describe(wec, options.timeout));
@@ -192,7 +192,6 @@ struct ClientCore {
   HttpClientOptions options;
   ssl::context tls;
 };
-
 
 // Resolves the host, or takes the literal address, within the deadline.
 asio::awaitable<Expected<std::vector<tcp::endpoint>, std::string>> resolve(
@@ -257,7 +256,8 @@ asio::awaitable<std::optional<Outcome>> exchange(std::shared_ptr<ClientCore> imp
   }
   if (!name_set) co_return Outcome(unexpected(t.what + ": cannot set the TLS peer name"));
   auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_nothrow);
-  if (hec) co_return Outcome(unexpected(t.what + ": " + describe_handshake(hec, ssl, options.timeout)));
+  if (hec)
+    co_return Outcome(unexpected(t.what + ": " + describe_handshake(hec, ssl, options.timeout)));
   // Connection: close and a framed response: no TLS close_notify exchange is needed (a body
   // delimited only by the connection's end still needs one, and Beast reports its absence).
   co_return co_await send_and_read(stream, spec, t, options);
@@ -303,9 +303,8 @@ asio::awaitable<Expected<HttpResult, std::string>> HttpClient::fetch(HttpRequest
     co_return unexpected(std::string("invalid HTTP method"));
   }
   auto strand = asio::make_strand(impl_->executor);
-  auto [failure, outcome] =
-      co_await asio::co_spawn(strand, exchange(impl_, std::move(request), std::move(*target)),
-                              use_nothrow);
+  auto [failure, outcome] = co_await asio::co_spawn(
+      strand, exchange(impl_, std::move(request), std::move(*target)), use_nothrow);
   if (failure || !outcome) co_return unexpected(std::string("HTTP request failed unexpectedly"));
   co_return std::move(*outcome);
 }
@@ -330,9 +329,8 @@ std::optional<std::chrono::seconds> cache_control_max_age(std::string_view value
     if (arg.size() >= 2 && arg.front() == '"' && arg.back() == '"') {
       arg = arg.substr(1, arg.size() - 2);
     }
-    if (arg.empty() || !std::all_of(arg.begin(), arg.end(), [](char c) {
-          return c >= '0' && c <= '9';
-        })) {
+    if (arg.empty() ||
+        !std::all_of(arg.begin(), arg.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       continue;
     }
     // RFC 9111 5.2.1.1: a delta-seconds too large to represent counts as 2^31.
