@@ -70,6 +70,44 @@ std::string config_to_json(const Config& c) {
   }
   root["listeners"] = std::move(listeners);
   if (c.admin.address) root["admin"] = {{"address", c.admin.address->to_string()}};
+  json::array providers;
+  for (const auto& p : c.identity_providers) {
+    json::object o{{"name", p.name},
+                   {"issuer", p.issuer},
+                   {"audiences", strings(p.audiences)},
+                   {"allow_any_audience", p.allow_any_audience},
+                   {"jwks_file", p.jwks_file},
+                   {"jwks_uri", p.jwks_uri},
+                   {"algorithms", strings(p.algorithms)},
+                   {"clock_skew", format_duration(p.clock_skew)},
+                   {"token_type", p.token_type},
+                   {"max_token_size", p.max_token_bytes},
+                   {"ca_file", p.ca_file},
+                   {"claims", {{"subject", p.claims.subject},
+                               {"email", p.claims.email},
+                               {"groups", p.claims.groups},
+                               {"scopes", p.claims.scopes},
+                               {"client_id", p.claims.client_id}}},
+                   {"jwks_refresh", {{"default", format_duration(p.jwks.default_refresh)},
+                                     {"min", format_duration(p.jwks.min_refresh)},
+                                     {"max", format_duration(p.jwks.max_refresh)},
+                                     {"unknown_kid_cooldown",
+                                      format_duration(p.jwks.unknown_kid_cooldown)},
+                                     {"timeout", format_duration(p.jwks.fetch_timeout)}}}};
+    if (p.introspection) {
+      const auto& in = *p.introspection;
+      // The secret itself is never shown: only the file it comes from.
+      o["introspection"] = {{"endpoint", in.endpoint},
+                            {"client_id", in.client_id},
+                            {"client_secret_file", in.client_secret_file},
+                            {"cache_ttl", format_duration(in.cache_ttl)},
+                            {"mode", in.mode == IntrospectionMode::always  ? "always"
+                                     : in.mode == IntrospectionMode::never ? "never"
+                                                                           : "auto"}};
+    }
+    providers.emplace_back(std::move(o));
+  }
+  root["identity_providers"] = std::move(providers);
   json::array upstreams;
   for (const auto& u : c.upstreams) {
     json::array endpoints;
@@ -102,6 +140,9 @@ std::string config_to_json(const Config& c) {
                    {"auth", auth_name(r.auth)},
                    {"allow_encoded_slash", r.allow_encoded_slash}};
     if (r.max_body_bytes) o["max_body"] = *r.max_body_bytes;
+    if (!r.providers.empty()) o["providers"] = strings(r.providers);
+    if (!r.required_scopes.empty()) o["required_scopes"] = strings(r.required_scopes);
+    if (r.auth == AuthMode::bearer) o["forward_token"] = r.forward_token;
     if (r.timeout) o["timeout"] = format_duration(*r.timeout);
     routes.emplace_back(std::move(o));
   }
