@@ -156,6 +156,65 @@ class H1Session final : public DownstreamConnection {
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
   std::uint64_t header_wait_id_ = 0;
   bool header_timer_fired_ = false;
+
+  // Deadlines of the hot path. Instead of a timer armed and cancelled around every read and
+  // write (what beast::tcp_stream's expiry does), each operation stores its deadline and one
+  // watchdog timer per connection wakes at the earliest one; a deadline that has passed cancels
+  // that socket's pending operation, which then fails and sees the *_timed_out_ flag.
+  using Clock = std::chrono::steady_clock;
+  static constexpr Clock::time_point kNever = Clock::time_point::max();
+  void client_deadline(Duration d) {
+    client_timed_out_ = false;
+    client_deadline_ = Clock::now() + d;
+    watch(client_deadline_);
+  }
+  void upstream_deadline(beast::tcp_stream& upstream, Duration d) {
+    upstream_ = &upstream;
+    upstream_timed_out_ = false;
+    upstream_deadline_ = Clock::now() + d;
+    watch(upstream_deadline_);
+  }
+  void forget_upstream() {
+    upstream_ = nullptr;
+    upstream_deadline_ = kNever;
+  }
+  void watch(Clock::time_point when) {
+    if (watchdog_armed_ && watchdog_at_ <= when) return;  // it wakes earlier and re-arms then
+    watchdog_at_ = when;
+    watchdog_armed_ = true;
+    watchdog_.expires_at(when);
+    watchdog_.async_wait([this, life = std::weak_ptr<int>(life_),
+                          id = ++watchdog_id_](boost::system::error_code ec) {
+      if (ec || life.expired() || id != watchdog_id_) return;
+      watchdog_armed_ = false;
+      on_watchdog();
+    });
+  }
+  void on_watchdog() {
+    const auto now = Clock::now();
+    boost::system::error_code ignored;
+    if (client_deadline_ <= now) {
+      client_deadline_ = kNever;
+      client_timed_out_ = true;
+      lowest().socket().cancel(ignored);
+    }
+    if (upstream_ && upstream_deadline_ <= now) {
+      upstream_deadline_ = kNever;
+      upstream_timed_out_ = true;
+      upstream_->socket().cancel(ignored);
+    }
+    auto next = std::min(client_deadline_, upstream_ ? upstream_deadline_ : kNever);
+    if (next != kNever) watch(next);
+  }
+  asio::steady_timer watchdog_{beast::get_lowest_layer(stream_).get_executor()};
+  Clock::time_point watchdog_at_{};
+  std::uint64_t watchdog_id_ = 0;
+  bool watchdog_armed_ = false;
+  Clock::time_point client_deadline_ = kNever;
+  Clock::time_point upstream_deadline_ = kNever;
+  beast::tcp_stream* upstream_ = nullptr;
+  bool client_timed_out_ = false;
+  bool upstream_timed_out_ = false;
 };
 
 template <class Stream>
@@ -167,8 +226,9 @@ asio::awaitable<void> H1Session<Stream>::run() {
     // header_timeout for the rest of the header.
     idle_ = true;
     if (buffer_.size() == 0) {
-      lowest().expires_after(first ? limits_.header_timeout : limits_.idle_timeout);
+      client_deadline(first ? limits_.header_timeout : limits_.idle_timeout);
       auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(4096), use_nothrow);
+      client_deadline_ = kNever;
       if (ec) break;
       buffer_.commit(n);
     }
@@ -188,7 +248,7 @@ asio::awaitable<void> H1Session<Stream>::run() {
       break;
     }
     // The whole header is in buffer_: Beast parses it without further I/O.
-    lowest().expires_after(limits_.header_timeout);
+    client_deadline(limits_.header_timeout);
     RequestParser parser;
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser.body_limit(boost::none);
@@ -226,7 +286,7 @@ template <class Stream>
 asio::awaitable<HeadStatus> H1Session<Stream>::read_request_head() {
   const auto deadline = std::chrono::steady_clock::now() + limits_.header_timeout;
   std::size_t scanned = 0;
-  lowest().expires_never();
+  client_deadline_ = kNever;  // this phase has its own timer (header_timer_)
   for (;;) {
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     auto end = data.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
@@ -370,11 +430,18 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   unsigned stale_retries = 0;
   const unsigned max_connect_attempts = 1 + (idempotent ? up.retries : 0);
   std::unique_ptr<UpstreamConnection> conn;
+  // However forward() ends, the watchdog must not touch a connection that is gone (declared
+  // after conn, so it runs before conn is destroyed).
+  struct ForgetUpstream {
+    H1Session* self;
+    ~ForgetUpstream() { self->forget_upstream(); }
+  } forget_upstream_on_exit{this};
   std::optional<ResponseParser> rp;
   bool sent_continue = false;
 
   for (;;) {
     // 1. A connection: pooled or new (retrying connect failures for idempotent methods).
+    forget_upstream();
     conn.reset();
     std::optional<UpstreamFailure> failure;
     while (!conn && connect_attempts < max_connect_attempts) {
@@ -405,7 +472,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
 
     if (expect_continue && has_body && !sent_continue) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      lowest().expires_after(limits_.idle_timeout);
+      client_deadline(limits_.idle_timeout);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
       if (ec) co_return false;
       sent_continue = true;
@@ -418,11 +485,11 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
       if (!parser.is_done()) {
         req.body().data = chunk_.get();
         req.body().size = kChunk;
-        lowest().expires_after(limits_.idle_timeout);
+        client_deadline(limits_.idle_timeout);
         auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_nothrow);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
-          ctx.status = ec == beast::error::timeout ? 408 : 499;
+          ctx.status = client_timed_out_ ? 408 : 499;
           ctx.error_code = "client_aborted_upload";
           finish(ex);
           co_return false;
@@ -443,7 +510,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         req.body().size = 0;
         req.body().more = false;
       }
-      conn->stream.expires_after(up.timeouts.idle);
+      upstream_deadline(conn->stream, up.timeouts.idle);
       auto [ec, n] = co_await http::async_write(conn->stream, sr, use_nothrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
@@ -462,12 +529,12 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         rp->header_limit(kUpstreamHeaderLimit);
         rp->body_limit(boost::none);
         if (ex.head) rp->skip(true);
-        conn->stream.expires_after(response_timeout);
+        upstream_deadline(conn->stream, response_timeout);
         auto [ec, n] = co_await http::async_read_header(conn->stream, conn->buffer, *rp,
                                                         use_nothrow);
         if (ec) {
           read_failed = true;
-          timed_out = ec == beast::error::timeout;
+          timed_out = upstream_timed_out_;
           protocol_error = !timed_out &&
                            ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                            ec != http::error::end_of_stream && ec != http::error::partial_message;
@@ -531,13 +598,12 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     if (!rp->is_done()) {
       res.body().data = chunk_.get();
       res.body().size = kChunk;
-      conn->stream.expires_after(up.timeouts.idle);
+      upstream_deadline(conn->stream, up.timeouts.idle);
       auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, *rp, use_nothrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_failed = true;
-        metrics.error(ec == beast::error::timeout ? UpstreamErrorKind::timeout
-                                                  : UpstreamErrorKind::reset);
+        metrics.error(upstream_timed_out_ ? UpstreamErrorKind::timeout : UpstreamErrorKind::reset);
         ctx.error_code = "upstream_body_interrupted";
         break;
       }
@@ -550,7 +616,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
       res.body().size = 0;
       res.body().more = false;
     }
-    lowest().expires_after(limits_.idle_timeout);
+    client_deadline(limits_.idle_timeout);
     auto [ec, n] = co_await http::async_write(stream_, rs, use_nothrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
@@ -561,6 +627,8 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     ctx.bytes_out += res.body().data ? n : 0;
   } while (!rs.is_done());
 
+  forget_upstream();
+  client_deadline_ = kNever;
   if (upstream_failed) {
     worker_.pool().record_failure(up, conn->endpoint_index);
     down_keep = false;  // the client sees a truncated body; closing is the only honest signal
@@ -589,8 +657,10 @@ asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
   res.keep_alive(keep_alive);
   ex.ctx.status = status;
   ex.ctx.error_code = error;
+  client_deadline_ = kNever;
   lowest().expires_after(limits_.idle_timeout);
   auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
+  lowest().expires_never();  // Beast's expiry would otherwise apply to every later operation
   ex.ctx.bytes_out += n;
   if (status >= 500 || status == 400 || status == 413) {
     app_log()->warn("request {} answered {} {}: {}", ex.ctx.request_id, status, error,
@@ -655,6 +725,7 @@ asio::awaitable<void> serve_h1_tls(tcp::socket socket, Worker& worker,
                      escape_for_log(sni ? sni : ""), hec.message());
     co_return;
   }
+  beast::get_lowest_layer(stream).expires_never();
   H1Session<TlsStream> session(stream, worker, std::move(listener), peer);
   co_await session.run();
 }
