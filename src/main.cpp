@@ -45,7 +45,9 @@ constexpr std::string_view kCheckUsage =
     "Validates FILE completely and prints every error as FILE:LINE:COLUMN: reason.\n"
     "Exit 0 when valid, 1 when not. --print also prints the effective config as JSON.\n";
 
-bool is_help(std::string_view a) { return a == "--help" || a == "-h" || a == "help"; }
+bool is_help(std::string_view a) {
+  return a == "--help" || a == "-h" || a == "help";
+}
 
 int usage_error(std::string_view message, std::string_view usage) {
   std::cerr << "portcullis: " << message << "\n\n" << usage;

@@ -99,7 +99,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
 AdminServer::AdminServer(asio::io_context& io, const SocketAddress& address, AdminHooks hooks)
     : impl_(std::make_shared<Impl>(io, address, std::move(hooks))) {}
 
-AdminServer::~AdminServer() { stop(); }
+AdminServer::~AdminServer() {
+  stop();
+}
 
 void AdminServer::start() {
   tcp::endpoint endpoint(asio::ip::make_address(impl_->address.host), impl_->address.port);

@@ -7,7 +7,9 @@
 namespace portcullis {
 namespace {
 
-void append_uint(std::string& out, std::uint64_t v) { out += std::to_string(v); }
+void append_uint(std::string& out, std::uint64_t v) {
+  out += std::to_string(v);
+}
 
 void append_label_value(std::string& out, std::string_view v) {
   // Prometheus label values escape backslash, quote and newline.
@@ -110,12 +112,18 @@ void RouteMetrics::record(unsigned status, double seconds) {
 
 std::string_view to_string(UpstreamErrorKind k) {
   switch (k) {
-    case UpstreamErrorKind::connect: return "connect";
-    case UpstreamErrorKind::timeout: return "timeout";
-    case UpstreamErrorKind::reset: return "reset";
-    case UpstreamErrorKind::protocol: return "protocol";
-    case UpstreamErrorKind::no_healthy: return "no_healthy";
-    case UpstreamErrorKind::count: break;
+    case UpstreamErrorKind::connect:
+      return "connect";
+    case UpstreamErrorKind::timeout:
+      return "timeout";
+    case UpstreamErrorKind::reset:
+      return "reset";
+    case UpstreamErrorKind::protocol:
+      return "protocol";
+    case UpstreamErrorKind::no_healthy:
+      return "no_healthy";
+    case UpstreamErrorKind::count:
+      break;
   }
   return "unknown";
 }
@@ -143,7 +151,8 @@ LabeledCounter& MetricsRegistry::counter(std::string_view family, std::string_vi
   if (it->second.help.empty()) it->second.help = help;
   auto& series = it->second.series;
   auto s = series.find(labels);
-  if (s == series.end()) s = series.emplace(std::move(labels), std::make_unique<LabeledCounter>()).first;
+  if (s == series.end())
+    s = series.emplace(std::move(labels), std::make_unique<LabeledCounter>()).first;
   return *s->second;
 }
 
@@ -197,7 +206,8 @@ std::string MetricsRegistry::render() const {
     sample(out, "portcullis_upstream_connections_total", label("upstream", name),
            m->connections_total.load(std::memory_order_relaxed));
   }
-  out += "# HELP portcullis_upstream_connections_reused_total Requests sent on a pooled connection.\n";
+  out +=
+      "# HELP portcullis_upstream_connections_reused_total Requests sent on a pooled connection.\n";
   out += "# TYPE portcullis_upstream_connections_reused_total counter\n";
   for (const auto& [name, m] : upstreams_) {
     sample(out, "portcullis_upstream_connections_reused_total", label("upstream", name),
@@ -239,7 +249,8 @@ std::string MetricsRegistry::render() const {
            m->tls_handshake_errors.load(std::memory_order_relaxed));
   }
 
-  out += "# HELP portcullis_bad_requests_total Requests refused before routing (400/408/413/431).\n";
+  out +=
+      "# HELP portcullis_bad_requests_total Requests refused before routing (400/408/413/431).\n";
   out += "# TYPE portcullis_bad_requests_total counter\n";
   sample(out, "portcullis_bad_requests_total", "", bad_requests.load(std::memory_order_relaxed));
   out += "# HELP portcullis_config_reloads_total Configuration reloads by result.\n";

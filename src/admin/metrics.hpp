@@ -16,9 +16,8 @@ namespace portcullis {
 // Latency histogram with fixed bucket bounds (seconds).
 class Histogram {
  public:
-  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                     0.025,  0.05,  0.1,    0.25,  0.5,
-                                                     1,      2.5,   5,      10};
+  static constexpr std::array<double, 14> kBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   void observe(double seconds);
   void render(std::string& out, std::string_view name, std::string_view labels) const;
 
@@ -91,6 +90,7 @@ class MetricsRegistry {
 };
 
 // key="value",key2="value2" with Prometheus escaping.
-std::string prometheus_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> kv);
+std::string prometheus_labels(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> kv);
 
 }  // namespace portcullis

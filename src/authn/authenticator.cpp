@@ -19,22 +19,29 @@ namespace {
 constexpr int kJwtErrorCount = static_cast<int>(JwtError::internal) + 1;
 
 // Reasons that are not JwtError codes.
-enum class Extra { ok, cache_hit, untrusted_issuer, introspection_inactive, unavailable,
-                   insufficient_scope, count };
-constexpr std::string_view kExtraNames[] = {"ok", "cache_hit", "untrusted_issuer",
-                                            "introspection_inactive", "unavailable",
-                                            "insufficient_scope"};
+enum class Extra {
+  ok,
+  cache_hit,
+  untrusted_issuer,
+  introspection_inactive,
+  unavailable,
+  insufficient_scope,
+  count
+};
+constexpr std::string_view kExtraNames[] = {
+    "ok",          "cache_hit",         "untrusted_issuer", "introspection_inactive",
+    "unavailable", "insufficient_scope"};
 
 std::int64_t now_seconds(const Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             clock.system_now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.system_now().time_since_epoch())
       .count();
 }
 
 // Okta's org authorization server (issuer https://<org>.okta.com, no /oauth2/ in the path)
 // issues access tokens that only Okta itself can validate: introspect them.
 bool is_okta_org_server(std::string_view issuer) {
-  auto rest = issuer.substr(issuer.find("://") == std::string_view::npos ? 0 : issuer.find("://") + 3);
+  auto rest =
+      issuer.substr(issuer.find("://") == std::string_view::npos ? 0 : issuer.find("://") + 3);
   auto host = rest.substr(0, rest.find('/'));
   bool okta = host.ends_with(".okta.com") || host.ends_with(".oktapreview.com") ||
               host.ends_with(".okta-emea.com");
@@ -57,9 +64,10 @@ struct AuthnCounters {
     auto& registry = MetricsRegistry::instance();
     AuthnCounters c;
     for (int e = 0; e < kJwtErrorCount; ++e) {
-      c.jwt_errors[e] = &registry.counter(
-          kFamily, kHelp,
-          prometheus_labels({{"provider", provider}, {"result", to_string(static_cast<JwtError>(e))}}));
+      c.jwt_errors[e] =
+          &registry.counter(kFamily, kHelp,
+                            prometheus_labels({{"provider", provider},
+                                               {"result", to_string(static_cast<JwtError>(e))}}));
     }
     for (int e = 0; e < static_cast<int>(Extra::count); ++e) {
       c.extra[e] = &registry.counter(
@@ -133,9 +141,16 @@ std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
     if (!validator) {
       throw std::runtime_error("identity provider '" + pc.name + "': " + validator.error());
     }
-    auto p = std::make_shared<Provider>(Provider{index++, pc.name, pc.issuer, std::move(*validator),
-                                                 services.key_store(pc), services.introspector(pc),
-                                                 {}, false, AuthnCounters::make(pc.name), 0});
+    auto p = std::make_shared<Provider>(Provider{index++,
+                                                 pc.name,
+                                                 pc.issuer,
+                                                 std::move(*validator),
+                                                 services.key_store(pc),
+                                                 services.introspector(pc),
+                                                 {},
+                                                 false,
+                                                 AuthnCounters::make(pc.name),
+                                                 0});
     if (pc.introspection) {
       p->introspection_cache_seconds =
           std::chrono::duration_cast<std::chrono::seconds>(pc.introspection->cache_ttl).count();
@@ -146,9 +161,9 @@ std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
     p->mapping.scopes = pc.claims.scopes;
     p->mapping.client_id = pc.claims.client_id;
     if (pc.introspection) {
-      p->introspect_always = pc.introspection->mode == IntrospectionMode::always ||
-                             (pc.introspection->mode == IntrospectionMode::automatic &&
-                              is_okta_org_server(pc.issuer));
+      p->introspect_always =
+          pc.introspection->mode == IntrospectionMode::always ||
+          (pc.introspection->mode == IntrospectionMode::automatic && is_okta_org_server(pc.issuer));
     }
     auth->providers_.push_back(std::move(p));
   }
@@ -209,7 +224,8 @@ asio::awaitable<Authenticator::Result> Authenticator::authenticate(std::string_v
     auto issuer = unverified_issuer(token);
     if (!issuer) {
       unattributed().count(issuer.error());
-      co_return unexpected(invalid_token(to_string(issuer.error()), std::string(describe(issuer.error()))));
+      co_return unexpected(
+          invalid_token(to_string(issuer.error()), std::string(describe(issuer.error()))));
     }
     for (const auto& p : providers_) {
       if (p->issuer == *issuer && route_accepts(route, *p)) {
@@ -228,7 +244,8 @@ asio::awaitable<Authenticator::Result> Authenticator::authenticate(std::string_v
     }
   } else {
     // Opaque: the route's providers that introspect, in config order, until one knows it.
-    result = unexpected(invalid_token("malformed", "not a JWT, and no introspection is configured"));
+    result =
+        unexpected(invalid_token("malformed", "not a JWT, and no introspection is configured"));
     for (const auto& p : providers_) {
       if (!p->introspector || !route_accepts(route, *p)) continue;
       chosen = p.get();
@@ -263,11 +280,11 @@ asio::awaitable<Authenticator::Result> Authenticator::verify_jwt(const Provider&
     p.count(verified.error());
     if (keys->empty()) {
       p.count(Extra::unavailable);
-      co_return unexpected(AuthnFailure{503, "", "unavailable",
-                                        "the identity provider's keys are not available", {}});
+      co_return unexpected(AuthnFailure{
+          503, "", "unavailable", "the identity provider's keys are not available", {}});
     }
-    co_return unexpected(invalid_token(to_string(verified.error()),
-                                       std::string(describe(verified.error()))));
+    co_return unexpected(
+        invalid_token(to_string(verified.error()), std::string(describe(verified.error()))));
   }
   auto claims = std::make_shared<const boost::json::object>(std::move(verified->claims));
   auto identity = std::make_shared<Identity>(map_identity(p.mapping, claims, p.name, "jwt"));
@@ -281,8 +298,8 @@ asio::awaitable<Authenticator::Result> Authenticator::introspect(const Provider&
   if (!r) {
     if (r.error() == IntrospectionError::unavailable) {
       p.count(Extra::unavailable);
-      co_return unexpected(AuthnFailure{503, "", "unavailable",
-                                        "the identity provider cannot be reached", {}});
+      co_return unexpected(
+          AuthnFailure{503, "", "unavailable", "the identity provider cannot be reached", {}});
     }
     p.count(Extra::introspection_inactive);
     co_return unexpected(invalid_token(to_string(r.error()), "the token is not active"));

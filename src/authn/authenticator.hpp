@@ -34,11 +34,11 @@ class KeyStore;
 class Introspector;
 
 struct AuthnFailure {
-  unsigned status = 401;             // 401, 403 or 503
-  std::string_view error;            // RFC 6750 error: "", "invalid_token", "insufficient_scope"
-  std::string_view reason;           // stable machine code for logs and metrics
-  std::string description;           // short, safe for clients
-  std::string scope;                 // for insufficient_scope: the required scopes
+  unsigned status = 401;    // 401, 403 or 503
+  std::string_view error;   // RFC 6750 error: "", "invalid_token", "insufficient_scope"
+  std::string_view reason;  // stable machine code for logs and metrics
+  std::string description;  // short, safe for clients
+  std::string scope;        // for insufficient_scope: the required scopes
 };
 
 class Authenticator {

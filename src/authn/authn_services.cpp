@@ -23,7 +23,9 @@ std::chrono::seconds seconds(Duration d) {
 AuthnServices::AuthnServices(boost::asio::any_io_executor control, const Clock& clock)
     : control_(std::move(control)), clock_(clock) {}
 
-AuthnServices::~AuthnServices() { stop(); }
+AuthnServices::~AuthnServices() {
+  stop();
+}
 
 void AuthnServices::stop() {
   std::lock_guard lock(mutex_);

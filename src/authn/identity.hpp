@@ -22,9 +22,9 @@ struct Identity {
   std::vector<std::string> groups;
   std::vector<std::string> scopes;
   std::string client_id;
-  std::string token_id;  // "jti" when present
-  std::int64_t expires_at = 0;  // seconds since the Unix epoch
-  std::string method;  // "jwt" | "introspection"
+  std::string token_id;                               // "jti" when present
+  std::int64_t expires_at = 0;                        // seconds since the Unix epoch
+  std::string method;                                 // "jwt" | "introspection"
   std::shared_ptr<const boost::json::object> claims;  // all verified claims
 
   bool has_scope(std::string_view s) const;
@@ -34,7 +34,7 @@ struct ClaimsMapping {
   std::string subject = "sub";
   std::string email = "email";
   std::string groups = "groups";
-  std::string scopes;  // "" = "scp" when present, else "scope"
+  std::string scopes;     // "" = "scp" when present, else "scope"
   std::string client_id;  // "" = "client_id", else "cid" (Okta), else "azp"
 };
 
@@ -45,7 +45,8 @@ const boost::json::value* find_claim(const boost::json::object& claims, std::str
 // strings; other shapes give nothing.
 std::vector<std::string> claim_strings(const boost::json::value* v, bool split_spaces);
 
-Identity map_identity(const ClaimsMapping& mapping, std::shared_ptr<const boost::json::object> claims,
-                      std::string provider, std::string method);
+Identity map_identity(const ClaimsMapping& mapping,
+                      std::shared_ptr<const boost::json::object> claims, std::string provider,
+                      std::string method);
 
 }  // namespace portcullis

@@ -17,6 +17,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "authn/audience.hpp"
 #include "core/log.hpp"
 
 namespace portcullis {
@@ -86,20 +87,6 @@ std::optional<std::int64_t> numeric_date(const boost::json::value& v) {
   if (d >= 9.2e18) return kMax;
   if (d <= -9.2e18) return std::numeric_limits<std::int64_t>::min();
   return static_cast<std::int64_t>(d);
-}
-
-// "aud" as a string or an array of strings (RFC 7662 2.2 / RFC 7519 4.1.3).
-bool audience_matches(const boost::json::value& aud, const std::vector<std::string>& accepted) {
-  auto ok = [&](std::string_view a) {
-    return std::find(accepted.begin(), accepted.end(), a) != accepted.end();
-  };
-  if (const boost::json::string* s = aud.if_string()) return ok(*s);
-  const boost::json::array* list = aud.if_array();
-  if (!list) return false;
-  for (const auto& item : *list)
-    if (!item.is_string()) return false;
-  return std::any_of(list->begin(), list->end(),
-                     [&](const boost::json::value& item) { return ok(item.get_string()); });
 }
 
 // The introspection response judged against the provider's settings at `now`.

@@ -39,11 +39,11 @@ struct IntrospectionOptions {
 };
 
 enum class IntrospectionError {
-  inactive,        // the IdP says the token is not active (or it expired / wrong iss or aud)
+  inactive,  // the IdP says the token is not active (or it expired / wrong iss or aud)
   wrong_issuer,
   wrong_audience,
   expired,
-  unavailable,     // endpoint unreachable, timeout, non-200, unparsable body
+  unavailable,  // endpoint unreachable, timeout, non-200, unparsable body
 };
 std::string_view to_string(IntrospectionError e);
 

@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "authn/audience.hpp"
 #include "authn/base64url.hpp"
 
 namespace portcullis {
@@ -50,19 +51,6 @@ std::optional<std::int64_t> numeric_date(const boost::json::value& v, Round roun
   if (d >= 9.2e18) return kMax;
   if (d <= -9.2e18) return kMin;
   return static_cast<std::int64_t>(d);
-}
-
-bool audience_matches(const boost::json::value& aud, const std::vector<std::string>& accepted) {
-  auto ok = [&](std::string_view a) {
-    return std::find(accepted.begin(), accepted.end(), a) != accepted.end();
-  };
-  if (const boost::json::string* s = aud.if_string()) return ok(*s);
-  const boost::json::array* list = aud.if_array();
-  if (!list) return false;
-  for (const auto& item : *list)
-    if (!item.is_string()) return false;  // RFC 7519 4.1.3: an array of StringOrURI
-  return std::any_of(list->begin(), list->end(),
-                     [&](const boost::json::value& item) { return ok(item.get_string()); });
 }
 
 }  // namespace

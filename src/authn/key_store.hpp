@@ -15,9 +15,9 @@
 //    the cooldown began, so a caller that looked just before the install looks again).
 // A fetched document that fails to parse, is empty, or carries no usable key is a failure:
 // the last good set stays. current() is lock-light and safe from any thread.
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -48,8 +48,8 @@ struct KeyStoreStatus {
   std::uint64_t fetches_ok = 0;
   std::uint64_t fetches_failed = 0;
   std::string last_error;
-  std::string jwks_uri;  // resolved (from discovery when used)
-  std::string introspection_endpoint;  // from discovery, when advertised
+  std::string jwks_uri;                  // resolved (from discovery when used)
+  std::string introspection_endpoint;    // from discovery, when advertised
   std::chrono::seconds next_refresh{0};  // delay chosen after the last fetch (0: none scheduled)
 };
 

@@ -63,7 +63,8 @@ int run_token_inspect(const std::vector<std::string_view>& args) {
   }
   if (token == "-") {
     token.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    while (!token.empty() &&
+           (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
       token.pop_back();
     }
   }
@@ -109,8 +110,9 @@ int run_token_inspect(const std::vector<std::string_view>& args) {
   for (const auto& p : config.identity_providers) {
     if (provider_name.empty() ? p.issuer == iss : p.name == provider_name) provider = &p;
   }
-  check(provider != nullptr, "issuer", provider ? "'" + iss + "' is provider '" + provider->name + "'"
-                                                : "'" + iss + "' matches no identity provider");
+  check(provider != nullptr, "issuer",
+        provider ? "'" + iss + "' is provider '" + provider->name + "'"
+                 : "'" + iss + "' matches no identity provider");
   if (!provider) {
     std::cout << "result: INVALID (untrusted issuer)\n";
     return 1;
@@ -162,9 +164,10 @@ int run_token_inspect(const std::vector<std::string_view>& args) {
     std::cout << "result: INVALID (" << to_string(verified.error()) << ")\n";
     return 1;
   }
-  check(true, "signature", std::string(to_string(verified->alg)) + " with kid '" + verified->kid + "'");
-  check(true, "claims", "iss, aud, exp/nbf/iat within " +
-                            std::to_string(vc.clock_skew.count()) + "s skew");
+  check(true, "signature",
+        std::string(to_string(verified->alg)) + " with kid '" + verified->kid + "'");
+  check(true, "claims",
+        "iss, aud, exp/nbf/iat within " + std::to_string(vc.clock_skew.count()) + "s skew");
   std::cout << "result: VALID for provider '" << provider->name << "', expires "
             << when(verified->exp) << "\n";
   return 0;

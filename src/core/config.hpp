@@ -17,12 +17,12 @@ using Duration = std::chrono::milliseconds;
 struct TlsConfig {
   std::string cert_file;
   std::string key_file;
-  std::string client_ca_file;  // empty: no client certificates requested
+  std::string client_ca_file;       // empty: no client certificates requested
   std::string min_version = "1.2";  // "1.2" or "1.3"
 };
 
 struct ListenerLimits {
-  std::size_t max_header_bytes = 64 * 1024;     // request line + headers; larger -> 431
+  std::size_t max_header_bytes = 64 * 1024;            // request line + headers; larger -> 431
   Duration header_timeout = std::chrono::seconds(10);  // slow client sending headers -> 408
   Duration idle_timeout = std::chrono::seconds(60);    // keep-alive between requests
   Duration handshake_timeout = std::chrono::seconds(10);
@@ -136,11 +136,11 @@ struct IdentityProviderConfig {
 enum class AuthMode { public_access, bearer, sso, bearer_or_sso, mtls };
 
 struct RouteMatch {
-  std::string host;  // "" = any; "api.example.com" or "*.example.com"; lowercased
-  std::string path;  // exact path ("" = not set)
-  std::string path_prefix;  // prefix ("" = not set; "/" matches everything)
+  std::string host;                  // "" = any; "api.example.com" or "*.example.com"; lowercased
+  std::string path;                  // exact path ("" = not set)
+  std::string path_prefix;           // prefix ("" = not set; "/" matches everything)
   std::vector<std::string> methods;  // uppercase; empty = any
-  std::string grpc_service;  // reserved for the HTTP/2 issue
+  std::string grpc_service;          // reserved for the HTTP/2 issue
   std::string grpc_method;
 };
 

@@ -14,20 +14,28 @@ namespace {
 
 std::string_view auth_name(AuthMode m) {
   switch (m) {
-    case AuthMode::public_access: return "public";
-    case AuthMode::bearer: return "bearer";
-    case AuthMode::sso: return "sso";
-    case AuthMode::bearer_or_sso: return "bearer_or_sso";
-    case AuthMode::mtls: return "mtls";
+    case AuthMode::public_access:
+      return "public";
+    case AuthMode::bearer:
+      return "bearer";
+    case AuthMode::sso:
+      return "sso";
+    case AuthMode::bearer_or_sso:
+      return "bearer_or_sso";
+    case AuthMode::mtls:
+      return "mtls";
   }
   return "unknown";
 }
 
 std::string_view protocol_name(UpstreamProtocol p) {
   switch (p) {
-    case UpstreamProtocol::http1: return "http1";
-    case UpstreamProtocol::h2c: return "h2c";
-    case UpstreamProtocol::h2: return "h2";
+    case UpstreamProtocol::http1:
+      return "http1";
+    case UpstreamProtocol::h2c:
+      return "h2c";
+    case UpstreamProtocol::h2:
+      return "h2";
   }
   return "unknown";
 }
@@ -45,12 +53,12 @@ std::string config_to_json(const Config& c) {
   root["source_file"] = c.source_file;
   json::array proxies;
   for (const auto& p : c.server.trusted_proxies) proxies.emplace_back(p.to_string());
-  root["server"] = {{"workers", c.server.workers == 0 ? json::value("auto")
-                                                      : json::value(c.server.workers)},
-                    {"drain_timeout", format_duration(c.server.drain_timeout)},
-                    {"trusted_proxies", proxies},
-                    {"instance_name", c.server.instance_name},
-                    {"max_body", c.default_max_body_bytes}};
+  root["server"] = {
+      {"workers", c.server.workers == 0 ? json::value("auto") : json::value(c.server.workers)},
+      {"drain_timeout", format_duration(c.server.drain_timeout)},
+      {"trusted_proxies", proxies},
+      {"instance_name", c.server.instance_name},
+      {"max_body", c.default_max_body_bytes}};
   root["access_log"] = {{"path", c.access_log.path}};
   json::array listeners;
   for (const auto& l : c.listeners) {
@@ -83,17 +91,18 @@ std::string config_to_json(const Config& c) {
                    {"token_type", p.token_type},
                    {"max_token_size", p.max_token_bytes},
                    {"ca_file", p.ca_file},
-                   {"claims", {{"subject", p.claims.subject},
-                               {"email", p.claims.email},
-                               {"groups", p.claims.groups},
-                               {"scopes", p.claims.scopes},
-                               {"client_id", p.claims.client_id}}},
-                   {"jwks_refresh", {{"default", format_duration(p.jwks.default_refresh)},
-                                     {"min", format_duration(p.jwks.min_refresh)},
-                                     {"max", format_duration(p.jwks.max_refresh)},
-                                     {"unknown_kid_cooldown",
-                                      format_duration(p.jwks.unknown_kid_cooldown)},
-                                     {"timeout", format_duration(p.jwks.fetch_timeout)}}}};
+                   {"claims",
+                    {{"subject", p.claims.subject},
+                     {"email", p.claims.email},
+                     {"groups", p.claims.groups},
+                     {"scopes", p.claims.scopes},
+                     {"client_id", p.claims.client_id}}},
+                   {"jwks_refresh",
+                    {{"default", format_duration(p.jwks.default_refresh)},
+                     {"min", format_duration(p.jwks.min_refresh)},
+                     {"max", format_duration(p.jwks.max_refresh)},
+                     {"unknown_kid_cooldown", format_duration(p.jwks.unknown_kid_cooldown)},
+                     {"timeout", format_duration(p.jwks.fetch_timeout)}}}};
     if (p.introspection) {
       const auto& in = *p.introspection;
       // The secret itself is never shown: only the file it comes from.
@@ -114,17 +123,19 @@ std::string config_to_json(const Config& c) {
     for (const auto& e : u.endpoints) {
       endpoints.push_back(json::object{{"address", e.address.to_string()}, {"weight", e.weight}});
     }
-    upstreams.push_back(json::object{
-        {"name", u.name},
-        {"protocol", protocol_name(u.protocol)},
-        {"endpoints", std::move(endpoints)},
-        {"timeouts", {{"connect", format_duration(u.timeouts.connect)},
-                      {"request", format_duration(u.timeouts.request)},
-                      {"idle", format_duration(u.timeouts.idle)}}},
-        {"pool", {{"max_idle_per_endpoint", u.pool.max_idle_per_endpoint}}},
-        {"ejection", {{"consecutive_failures", u.ejection.consecutive_failures},
-                      {"base_duration", format_duration(u.ejection.base_duration)}}},
-        {"retries", u.retries}});
+    upstreams.push_back(
+        json::object{{"name", u.name},
+                     {"protocol", protocol_name(u.protocol)},
+                     {"endpoints", std::move(endpoints)},
+                     {"timeouts",
+                      {{"connect", format_duration(u.timeouts.connect)},
+                       {"request", format_duration(u.timeouts.request)},
+                       {"idle", format_duration(u.timeouts.idle)}}},
+                     {"pool", {{"max_idle_per_endpoint", u.pool.max_idle_per_endpoint}}},
+                     {"ejection",
+                      {{"consecutive_failures", u.ejection.consecutive_failures},
+                       {"base_duration", format_duration(u.ejection.base_duration)}}},
+                     {"retries", u.retries}});
   }
   root["upstreams"] = std::move(upstreams);
   json::array routes;

@@ -733,8 +733,8 @@ std::optional<std::string> Loader::url(const Field& f) {
       name = name.substr(0, name.find(':'));
     }
     if (name != "127.0.0.1" && name != "localhost" && name != "[::1]") {
-      value_error(f, in_quotes(*s) +
-                         " uses plain http; only https is accepted (http only on loopback)");
+      value_error(
+          f, in_quotes(*s) + " uses plain http; only https is accepted (http only on loopback)");
       return std::nullopt;
     }
   }
@@ -752,9 +752,9 @@ void Loader::parse_identity_providers(const Field* f) {
 
 void Loader::parse_identity_provider(const YAML::Node& node, const std::string& path) {
   auto m = check_map(node, path,
-                     {"name", "issuer", "audiences", "allow_any_audience", "jwks_file",
-                      "jwks_uri", "algorithms", "clock_skew", "token_type", "max_token_size",
-                      "claims", "ca_file", "jwks_refresh", "introspection"});
+                     {"name", "issuer", "audiences", "allow_any_audience", "jwks_file", "jwks_uri",
+                      "algorithms", "clock_skew", "token_type", "max_token_size", "claims",
+                      "ca_file", "jwks_refresh", "introspection"});
   if (!m) return;
   IdentityProviderConfig p;
   p.line = pos_of(node).line;
@@ -1035,10 +1035,9 @@ void Loader::parse_routes(const Fields& root) {
 }
 
 void Loader::parse_route(const YAML::Node& node, const std::string& path) {
-  auto m = check_map(
-      node, path,
-      {"name", "match", "upstream", "auth", "max_body", "timeout", "allow_encoded_slash",
-       "providers", "required_scopes", "forward_token"});
+  auto m = check_map(node, path,
+                     {"name", "match", "upstream", "auth", "max_body", "timeout",
+                      "allow_encoded_slash", "providers", "required_scopes", "forward_token"});
   if (!m) return;
   RouteConfig route;
   route.line = pos_of(node).line;
@@ -1197,9 +1196,9 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
     error(docs[1], "only one YAML document is allowed in the config");
   }
   config_.source_file = source_;
-  auto root =
-      check_map(docs[0], "", {"server", "access_log", "listeners", "admin", "identity_providers",
-                               "upstreams", "routes"});
+  auto root = check_map(
+      docs[0], "",
+      {"server", "access_log", "listeners", "admin", "identity_providers", "upstreams", "routes"});
   if (root) {
     parse_server(root->get("server"));
     parse_access_log(root->get("access_log"));

@@ -5,10 +5,11 @@
 // memory. Errors the gateway answers itself are JSON with the request id.
 #include "http/h1_session.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -21,7 +22,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <spdlog/spdlog.h>
 
 #include <array>
 #include <optional>
@@ -74,9 +74,12 @@ bool starts_with_icase(std::string_view s, std::string_view prefix) {
 bool split_absolute_form(std::string_view target, std::string_view& authority,
                          std::string_view& rest) {
   std::size_t skip = 0;
-  if (starts_with_icase(target, "http://")) skip = 7;
-  else if (starts_with_icase(target, "https://")) skip = 8;
-  else return false;
+  if (starts_with_icase(target, "http://"))
+    skip = 7;
+  else if (starts_with_icase(target, "https://"))
+    skip = 8;
+  else
+    return false;
   auto tail = target.substr(skip);
   auto end = tail.find_first_of("/?");
   authority = tail.substr(0, end);
@@ -265,8 +268,7 @@ asio::awaitable<void> H1Session<Stream>::run() {
     }
     bool keep = co_await handle(parser);
     if (!keep) break;
-    if (limits_.max_requests_per_connection &&
-        served + 1 >= limits_.max_requests_per_connection) {
+    if (limits_.max_requests_per_connection && served + 1 >= limits_.max_requests_per_connection) {
       break;
     }
   }
@@ -292,8 +294,7 @@ asio::awaitable<HeadStatus> H1Session<Stream>::read_request_head() {
     auto end = data.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
     if (end != std::string_view::npos) {
       if (end + 4 > limits_.max_header_bytes) co_return HeadStatus::too_large;
-      co_return has_obs_fold(data.substr(0, end + 2)) ? HeadStatus::obs_fold
-                                                      : HeadStatus::complete;
+      co_return has_obs_fold(data.substr(0, end + 2)) ? HeadStatus::obs_fold : HeadStatus::complete;
     }
     scanned = data.size();
     if (data.size() >= limits_.max_header_bytes) co_return HeadStatus::too_large;
@@ -412,8 +413,8 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   }
 
   req.erase(http::field::expect);
-  ForwardingContext fc{ctx.peer, ctx.peer_trusted, ctx.tls, ctx.authority, ctx.request_id,
-                       ctx.traceparent};
+  ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
+                       ctx.authority, ctx.request_id,   ctx.traceparent};
   prepare_upstream_request_headers(req, fc);
   std::string target = ctx.path;
   if (!ctx.query.empty() || req.target().find('?') != std::string_view::npos) {
@@ -530,14 +531,15 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         rp->body_limit(boost::none);
         if (ex.head) rp->skip(true);
         upstream_deadline(conn->stream, response_timeout);
-        auto [ec, n] = co_await http::async_read_header(conn->stream, conn->buffer, *rp,
-                                                        use_nothrow);
+        auto [ec, n] =
+            co_await http::async_read_header(conn->stream, conn->buffer, *rp, use_nothrow);
         if (ec) {
           read_failed = true;
           timed_out = upstream_timed_out_;
-          protocol_error = !timed_out &&
-                           ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
-                           ec != http::error::end_of_stream && ec != http::error::partial_message;
+          protocol_error =
+              !timed_out &&
+              ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+              ec != http::error::end_of_stream && ec != http::error::partial_message;
           break;
         }
         unsigned status = rp->get().result_int();
@@ -563,8 +565,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
                                keep);
     }
     metrics.error(protocol_error ? UpstreamErrorKind::protocol : UpstreamErrorKind::reset);
-    co_return co_await reply(ex, 502,
-                             protocol_error ? "upstream_protocol_error" : "upstream_reset",
+    co_return co_await reply(ex, 502, protocol_error ? "upstream_protocol_error" : "upstream_reset",
                              protocol_error ? "the upstream sent an invalid response"
                                             : "the upstream closed the connection",
                              keep);
@@ -639,7 +640,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     }
   }
   finish(ex);
-  co_return down_keep && rs.is_done();
+  co_return down_keep&& rs.is_done();
 }
 
 template <class Stream>
@@ -689,8 +690,8 @@ asio::awaitable<void> H1Session<Stream>::reply_bare(unsigned status, std::string
 template <class Stream>
 void H1Session<Stream>::finish(Exchange& ex) {
   auto& ctx = ex.ctx;
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
   RouteMetrics* m = ctx.route_metrics ? ctx.route_metrics : ex.runtime->unmatched_metrics;
   m->record(ctx.status, seconds);
   if (auto* log = worker_.access_logger()) {

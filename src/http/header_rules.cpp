@@ -89,7 +89,8 @@ bool is_forwarding_header(std::string_view name) {
 void remove_hop_by_hop(http::fields& h) {
   // Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1).
   std::vector<std::string> listed;
-  for (auto it = h.find(http::field::connection); it != h.end() && it->name() == http::field::connection; ++it) {
+  for (auto it = h.find(http::field::connection);
+       it != h.end() && it->name() == http::field::connection; ++it) {
     std::string_view v = it->value();
     while (!v.empty()) {
       auto comma = v.find(',');
@@ -128,11 +129,10 @@ void prepare_upstream_request_headers(http::fields& h, const ForwardingContext& 
       ++it;
     }
   }
-  std::string peer = c.peer.is_v6() && c.peer.to_v6().is_v4_mapped()
-                         ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped,
-                                                            c.peer.to_v6())
-                               .to_string()
-                         : c.peer.to_string();
+  std::string peer =
+      c.peer.is_v6() && c.peer.to_v6().is_v4_mapped()
+          ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, c.peer.to_v6()).to_string()
+          : c.peer.to_string();
   h.set("x-forwarded-for", prior_xff.empty() ? peer : prior_xff + ", " + peer);
   if (!c.peer_trusted || h.find("x-forwarded-proto") == h.end()) {
     h.set("x-forwarded-proto", c.tls ? "https" : "http");

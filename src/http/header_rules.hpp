@@ -33,7 +33,7 @@ struct ForwardingContext {
   boost::asio::ip::address peer;
   bool peer_trusted = false;  // peer is in server.trusted_proxies
   bool tls = false;
-  std::string_view host;      // Host as the client sent it
+  std::string_view host;  // Host as the client sent it
   std::string_view request_id;
   std::string_view traceparent;
 };

@@ -48,8 +48,8 @@ std::shared_ptr<ssl::context> make_server_tls_context(const TlsConfig& tls) {
   SSL_CTX* native = ctx->native_handle();
   int min_version = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
   SSL_CTX_set_min_proto_version(native, min_version);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
     throw std::runtime_error("cannot set TLS ciphers: " + openssl_error());
   }

@@ -21,7 +21,7 @@
 namespace portcullis {
 
 struct HttpClientOptions {
-  std::string ca_file;  // PEM bundle; empty: the system's default verify paths
+  std::string ca_file;                      // PEM bundle; empty: the system's default verify paths
   std::chrono::milliseconds timeout{5000};  // whole exchange: resolve, connect, TLS, write, read
   std::size_t max_body_bytes = 1024 * 1024;
   std::string user_agent = "portcullis";
@@ -46,7 +46,8 @@ struct HttpResult {
 class HttpFetcher {
  public:
   virtual ~HttpFetcher() = default;
-  virtual boost::asio::awaitable<Expected<HttpResult, std::string>> fetch(HttpRequestSpec request) = 0;
+  virtual boost::asio::awaitable<Expected<HttpResult, std::string>> fetch(
+      HttpRequestSpec request) = 0;
 };
 
 class HttpClient final : public HttpFetcher {

@@ -10,8 +10,8 @@ namespace portcullis {
 
 LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   int index = runtime.router->match(ctx.host, ctx.path, ctx.method);
-  const bool encoded_slash = ctx.path.find("%2F") != std::string::npos ||
-                             ctx.path.find("%5C") != std::string::npos;
+  const bool encoded_slash =
+      ctx.path.find("%2F") != std::string::npos || ctx.path.find("%5C") != std::string::npos;
   if (index < 0) {
     ctx.route_metrics = runtime.unmatched_metrics;
     if (encoded_slash) return {400, "bad_path", "encoded '/' or '\\' in the path"};
@@ -51,8 +51,7 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
 }
 
 boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestContext& ctx,
-                                                std::string_view authorization,
-                                                TokenCache& cache) {
+                                                std::string_view authorization, TokenCache& cache) {
   if (ctx.route == nullptr || ctx.route->auth == AuthMode::public_access) co_return LocalReply{};
   if (ctx.route->auth != AuthMode::bearer || !runtime.authenticator) {
     ctx.decision = "deny";
@@ -68,7 +67,8 @@ boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestC
                      f.status == 503   ? std::string_view("identity_provider_unavailable")
                      : f.status == 403 ? std::string_view("insufficient_scope")
                                        : std::string_view("unauthenticated"),
-                     f.description, {}};
+                     f.description,
+                     {}};
     if (f.status != 503) reply.www_authenticate = Authenticator::challenge(f);
     co_return reply;
   }
@@ -128,7 +128,7 @@ std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock
   out += '"';
   field("request_id", ctx.request_id);
   field("trace_id", ctx.traceparent.size() == 55 ? std::string_view(ctx.traceparent).substr(3, 32)
-                                                  : std::string_view{});
+                                                 : std::string_view{});
   field("listener", ctx.listener);
   field("route", ctx.route ? std::string_view(ctx.route->name) : std::string_view{});
   field("method", ctx.method);

@@ -14,9 +14,9 @@
 namespace portcullis {
 
 struct LocalReply {
-  unsigned status = 0;  // 0: admitted, forward it
-  std::string_view error;  // machine code: "no_route", "payload_too_large", ...
-  std::string message;     // human text (never secrets)
+  unsigned status = 0;           // 0: admitted, forward it
+  std::string_view error;        // machine code: "no_route", "payload_too_large", ...
+  std::string message;           // human text (never secrets)
   std::string www_authenticate;  // challenge header for 401/403 from bearer authentication
   explicit operator bool() const { return status != 0; }
 };
@@ -30,8 +30,7 @@ class TokenCache;
 // The identity stage, after admit(): proves the caller for routes that need it (bearer) and
 // records the decision. Never allows on error: every failure is a LocalReply.
 boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestContext& ctx,
-                                                std::string_view authorization,
-                                                TokenCache& cache);
+                                                std::string_view authorization, TokenCache& cache);
 
 // Max body bytes for the admitted route.
 std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx);

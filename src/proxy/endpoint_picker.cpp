@@ -54,7 +54,8 @@ void EndpointPicker::record_success(int index) {
 bool EndpointPicker::record_failure(int index, TimePoint now) {
   auto& s = state_[index];
   ++s.consecutive_failures;
-  if (ejection_.consecutive_failures == 0 || s.consecutive_failures < ejection_.consecutive_failures) {
+  if (ejection_.consecutive_failures == 0 ||
+      s.consecutive_failures < ejection_.consecutive_failures) {
     return false;
   }
   s.consecutive_failures = 0;

@@ -96,7 +96,8 @@ UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics,
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(address.host, ec);
   if (!ec) {
-    std::tie(ec) = co_await conn->stream.async_connect(tcp::endpoint(ip, address.port), use_nothrow);
+    std::tie(ec) =
+        co_await conn->stream.async_connect(tcp::endpoint(ip, address.port), use_nothrow);
   } else {
     tcp::resolver resolver(io_);
     auto [rec, results] =
@@ -157,6 +158,8 @@ void UpstreamPool::sweep() {
   }
 }
 
-void UpstreamPool::close_idle() { idle_.clear(); }
+void UpstreamPool::close_idle() {
+  idle_.clear();
+}
 
 }  // namespace portcullis

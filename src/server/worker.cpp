@@ -1,11 +1,11 @@
 #include "server/worker.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/ip/v6_only.hpp>
-#include <spdlog/spdlog.h>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.hpp"
 #include "http/h1_session.hpp"
@@ -85,8 +85,12 @@ const std::shared_ptr<const Runtime>& Worker::runtime() {
   return runtime_;
 }
 
-void Worker::register_connection(DownstreamConnection* c) { connections_.insert(c); }
-void Worker::unregister_connection(DownstreamConnection* c) { connections_.erase(c); }
+void Worker::register_connection(DownstreamConnection* c) {
+  connections_.insert(c);
+}
+void Worker::unregister_connection(DownstreamConnection* c) {
+  connections_.erase(c);
+}
 
 void Worker::schedule_sweep() {
   sweep_timer_.expires_after(std::chrono::seconds(5));

@@ -2,19 +2,19 @@
 // A worker: one thread, one io_context, its own accept loop per listener (SO_REUSEPORT, so
 // the kernel spreads connections), its own upstream pool. A connection lives on one worker;
 // per-worker state needs no locks. The Server owns the workers and drives start/drain/stop.
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <atomic>
 #include <memory>
 #include <set>
 #include <vector>
 
+#include "authn/token_cache.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "proxy/runtime.hpp"
-#include "authn/token_cache.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace spdlog {

@@ -11,8 +11,8 @@ UpstreamConfig upstream(std::vector<unsigned> weights, unsigned failures = 3) {
   UpstreamConfig u;
   u.name = "u";
   for (std::size_t i = 0; i < weights.size(); ++i) {
-    u.endpoints.push_back({SocketAddress{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)},
-                           weights[i]});
+    u.endpoints.push_back(
+        {SocketAddress{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)}, weights[i]});
   }
   u.ejection.consecutive_failures = failures;
   u.ejection.base_duration = std::chrono::seconds(10);

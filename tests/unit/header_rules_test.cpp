@@ -28,16 +28,20 @@ struct FramingCase {
 
 TEST(HeaderRulesFraming, RefusesSmugglingShapes) {
   std::vector<FramingCase> cases = {
-      {"two Content-Length", make({{"Host", "a"}, {"Content-Length", "5"}, {"Content-Length", "5"}}),
+      {"two Content-Length",
+       make({{"Host", "a"}, {"Content-Length", "5"}, {"Content-Length", "5"}}),
        "duplicate Content-Length"},
       {"list Content-Length", make({{"Host", "a"}, {"Content-Length", "5, 5"}}),
        "duplicate Content-Length"},
-      {"CL and TE", make({{"Host", "a"}, {"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}}),
+      {"CL and TE",
+       make({{"Host", "a"}, {"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}}),
        "both Content-Length and Transfer-Encoding"},
       {"TE gzip", make({{"Host", "a"}, {"Transfer-Encoding", "gzip, chunked"}}),
        "Transfer-Encoding"},
-      {"TE identity", make({{"Host", "a"}, {"Transfer-Encoding", "identity"}}), "Transfer-Encoding"},
-      {"two TE", make({{"Host", "a"}, {"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}),
+      {"TE identity", make({{"Host", "a"}, {"Transfer-Encoding", "identity"}}),
+       "Transfer-Encoding"},
+      {"two TE",
+       make({{"Host", "a"}, {"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}),
        "duplicate Transfer-Encoding"},
       {"two Host", make({{"Host", "a"}, {"Host", "b"}}), "more than one Host"},
       {"no Host", make({{"Accept", "*/*"}}), "missing Host"},
@@ -52,8 +56,8 @@ TEST(HeaderRulesFraming, RefusesSmugglingShapes) {
 }
 
 TEST(HeaderRulesNames, PortcullisHeadersInEverySpelling) {
-  for (auto n : {"X-Portcullis-User", "x-portcullis-user", "X_Portcullis_User", "X-PORTCULLIS-EMAIL",
-                 "x_portcullis-groups", "X-Portcullis-Assertion"}) {
+  for (auto n : {"X-Portcullis-User", "x-portcullis-user", "X_Portcullis_User",
+                 "X-PORTCULLIS-EMAIL", "x_portcullis-groups", "X-Portcullis-Assertion"}) {
     EXPECT_TRUE(is_portcullis_header(n)) << n;
   }
   for (auto n : {"X-Portcullis", "X-Portcullisx-User", "Portcullis-User", "X-User"}) {
@@ -70,9 +74,15 @@ TEST(HeaderRulesNames, ForwardingHeaders) {
 }
 
 TEST(HeaderRulesHopByHop, RemovesStandardAndConnectionListed) {
-  auto f = make({{"Connection", "keep-alive, X-Secret"}, {"X-Secret", "1"}, {"Keep-Alive", "5"},
-                 {"TE", "trailers"}, {"Upgrade", "websocket"}, {"Proxy-Authorization", "x"},
-                 {"Proxy-Connection", "keep-alive"}, {"Trailer", "X"}, {"Transfer-Encoding", "chunked"},
+  auto f = make({{"Connection", "keep-alive, X-Secret"},
+                 {"X-Secret", "1"},
+                 {"Keep-Alive", "5"},
+                 {"TE", "trailers"},
+                 {"Upgrade", "websocket"},
+                 {"Proxy-Authorization", "x"},
+                 {"Proxy-Connection", "keep-alive"},
+                 {"Trailer", "X"},
+                 {"Transfer-Encoding", "chunked"},
                  {"Accept", "*/*"}});
   remove_hop_by_hop(f);
   int count = 0;
@@ -84,9 +94,13 @@ TEST(HeaderRulesHopByHop, RemovesStandardAndConnectionListed) {
 }
 
 TEST(HeaderRulesUpstream, UntrustedPeerCannotSpoofIdentityOrForwarding) {
-  auto f = make({{"Host", "api.example.com"}, {"X-Portcullis-User", "admin"},
-                 {"x_portcullis_email", "a@b"}, {"X-Forwarded-For", "1.2.3.4"},
-                 {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "evil"}, {"Forwarded", "for=1.2.3.4"},
+  auto f = make({{"Host", "api.example.com"},
+                 {"X-Portcullis-User", "admin"},
+                 {"x_portcullis_email", "a@b"},
+                 {"X-Forwarded-For", "1.2.3.4"},
+                 {"X-Forwarded-Proto", "https"},
+                 {"X-Forwarded-Host", "evil"},
+                 {"Forwarded", "for=1.2.3.4"},
                  {"X-Request-Id", "client-id"}});
   ForwardingContext c;
   c.peer = boost::asio::ip::make_address("192.0.2.10");
@@ -109,7 +123,9 @@ TEST(HeaderRulesUpstream, UntrustedPeerCannotSpoofIdentityOrForwarding) {
 }
 
 TEST(HeaderRulesUpstream, TrustedPeerAppendsToForwardedFor) {
-  auto f = make({{"Host", "h"}, {"X-Forwarded-For", "203.0.113.7"}, {"X-Forwarded-Proto", "https"},
+  auto f = make({{"Host", "h"},
+                 {"X-Forwarded-For", "203.0.113.7"},
+                 {"X-Forwarded-Proto", "https"},
                  {"X-Portcullis-User", "admin"}});
   ForwardingContext c;
   c.peer = boost::asio::ip::make_address("::ffff:10.1.2.3");
@@ -119,7 +135,7 @@ TEST(HeaderRulesUpstream, TrustedPeerAppendsToForwardedFor) {
   c.traceparent = "tp";
   prepare_upstream_request_headers(f, c);
   EXPECT_EQ(f["x-forwarded-for"], "203.0.113.7, 10.1.2.3");
-  EXPECT_EQ(f["x-forwarded-proto"], "https");  // kept from the trusted proxy
+  EXPECT_EQ(f["x-forwarded-proto"], "https");   // kept from the trusted proxy
   EXPECT_EQ(f.count("x-portcullis-user"), 0u);  // never kept, even from a trusted proxy
 }
 
