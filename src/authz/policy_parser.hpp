@@ -1,0 +1,32 @@
+#pragma once
+// PolicyParser: YAML policy documents to compiled Policy trees. All errors are collected,
+// each with file:line:column and the offending key; nothing throws to the caller.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "authz/policy.hpp"
+#include "core/config_loader.hpp"
+
+namespace YAML {
+class Node;
+}
+
+namespace portcullis {
+
+struct PolicyParseResult {
+  std::shared_ptr<const Policy> policy;  // null when errors is non-empty
+  std::vector<ConfigError> errors;
+  bool ok() const { return policy != nullptr; }
+};
+
+// `node` is a policy document (a map with `allow` and/or `deny`), e.g. inline in a route.
+// `source_name` labels errors and decisions.
+PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source_name);
+
+PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name);
+
+PolicyParseResult parse_policy_file(const std::string& path);
+
+}  // namespace portcullis
