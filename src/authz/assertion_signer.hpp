@@ -21,6 +21,9 @@
 
 namespace portcullis {
 
+// Where every listener serves public_jwks().
+inline constexpr std::string_view kAssertionJwksPath = "/.well-known/portcullis/jwks.json";
+
 // Holds the P-256 signing key (shared read-only) and its public JWK; move-only.
 class AssertionSigner {
  public:

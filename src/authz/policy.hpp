@@ -76,7 +76,8 @@ struct PolicyNode {
 // A compiled policy: top-level rules of each section (items of a top-level `or`, or the
 // single expression).
 struct Policy {
-  std::string source;  // file name or "route <name>", for decisions and audit
+  std::string source;   // file name, or "<config file> route <name>" when inline
+  std::string version;  // 16 hex digits of SHA-256 over the source text: changes with the policy
   std::vector<PolicyNode> allow_rules;
   std::vector<PolicyNode> deny_rules;
 

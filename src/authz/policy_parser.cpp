@@ -9,6 +9,7 @@
 #include <sstream>
 #include <utility>
 
+#include "core/sha256.hpp"
 #include "core/units.hpp"
 
 namespace portcullis {
@@ -67,11 +68,13 @@ std::string to_upper(std::string s) {
 // Builds the tree for one document, collecting every error.
 class Parser {
  public:
-  explicit Parser(std::string source) : source_(std::move(source)) {}
+  Parser(std::string source, std::string label)
+      : source_(std::move(source)), label_(std::move(label)) {}
 
   PolicyParseResult parse(const YAML::Node& doc) {
     auto policy = std::make_shared<Policy>();
-    policy->source = source_;
+    policy->source = label_.empty() ? source_ : label_;
+    policy->version = sha256_hex(policy->source + '\n' + YAML::Dump(doc)).substr(0, 16);
     if (!doc.IsMap()) {
       error(doc, "a policy must be a map with `allow` and/or `deny`");
       return finish(nullptr);
@@ -311,13 +314,15 @@ class Parser {
   }
 
   std::string source_;
+  std::string label_;
   std::vector<ConfigError> errors_;
 };
 
 }  // namespace
 
-PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source_name) {
-  return Parser(source_name).parse(node);
+PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source_name,
+                               const std::string& label) {
+  return Parser(source_name, label).parse(node);
 }
 
 PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name) {

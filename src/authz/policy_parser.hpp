@@ -22,8 +22,10 @@ struct PolicyParseResult {
 };
 
 // `node` is a policy document (a map with `allow` and/or `deny`), e.g. inline in a route.
-// `source_name` labels errors and decisions.
-PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source_name);
+// `source_name` is the file errors name; `label` names the policy in decisions (default: the
+// file).
+PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source_name,
+                               const std::string& label = {});
 
 PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name);
 

@@ -4,6 +4,7 @@
 // immutable snapshot (std::shared_ptr<const Config>); a reload builds a new one.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct ServerConfig {
   Duration drain_timeout = std::chrono::seconds(20);
   std::vector<Cidr> trusted_proxies;  // peers whose X-Forwarded-* headers are kept
   std::string instance_name;          // defaults to the host name
+  bool watch_config = true;  // reload when the config or a policy file changes (inotify)
 };
 
 struct AccessLogConfig {
@@ -135,6 +137,24 @@ struct IdentityProviderConfig {
 
 enum class AuthMode { public_access, bearer, sso, bearer_or_sso, mtls };
 
+struct Policy;  // authz/policy.hpp
+
+// A route's policy: how the config referred to it and its compiled form (shared by every
+// route naming the same file).
+struct PolicyBinding {
+  std::string ref;   // as written: a name ("orders"), a file ("policies/x.yaml") or "inline"
+  std::string file;  // the resolved file; "" when inline
+  std::shared_ptr<const Policy> compiled;
+  int line = 0;  // of the route's `policy:` key
+};
+
+// X-Portcullis-Assertion: the gateway's own ES256 statement of the caller's identity.
+struct AssertionConfig {
+  std::string key_file;  // "" = a key generated at start-up, lost at exit (demo, tests)
+  std::string issuer = "portcullis";
+  Duration ttl = std::chrono::minutes(5);
+};
+
 struct RouteMatch {
   std::string host;                  // "" = any; "api.example.com" or "*.example.com"; lowercased
   std::string path;                  // exact path ("" = not set)
@@ -155,6 +175,11 @@ struct RouteConfig {
   std::vector<std::string> providers;           // bearer: providers accepted ("" = all)
   std::vector<std::string> required_scopes;     // bearer: every one must be granted
   bool forward_token = true;                    // keep Authorization for the upstream
+  // Absent: public routes allow everyone; other routes deny everything ("route has no policy").
+  std::optional<PolicyBinding> policy;
+  std::optional<PolicyBinding> shadow_policy;  // evaluated and recorded, never enforced
+  bool show_deny_reason = false;               // the 403 body names the rule that denied
+  bool identity_headers = true;                // X-Portcullis-User/Email/Groups/Assertion
   int line = 0;
 };
 
@@ -168,6 +193,11 @@ struct Config {
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
   std::uint64_t default_max_body_bytes = 10ull * 1024 * 1024;
+  std::string policy_dir;  // resolved directory of named policies (`policy: NAME`)
+  AssertionConfig assertion;
+  // Every file the config was built from (the config itself, policy files): a change to any
+  // of them triggers a reload when watching is on.
+  std::vector<std::string> source_files;
 
   const UpstreamConfig* find_upstream(std::string_view name) const;
   const IdentityProviderConfig* find_provider(std::string_view name) const;

@@ -1,5 +1,7 @@
 #include "core/config_json.hpp"
 
+#include "authz/policy.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -155,9 +157,29 @@ std::string config_to_json(const Config& c) {
     if (!r.required_scopes.empty()) o["required_scopes"] = strings(r.required_scopes);
     if (r.auth == AuthMode::bearer) o["forward_token"] = r.forward_token;
     if (r.timeout) o["timeout"] = format_duration(*r.timeout);
+    auto binding = [](const PolicyBinding& b) {
+      json::object p;
+      p["ref"] = b.ref;
+      if (!b.file.empty()) p["file"] = b.file;
+      if (b.compiled) p["version"] = b.compiled->version;
+      return p;
+    };
+    if (r.policy) o["policy"] = binding(*r.policy);
+    if (r.shadow_policy) o["shadow_policy"] = binding(*r.shadow_policy);
+    o["show_deny_reason"] = r.show_deny_reason;
+    o["identity_headers"] = r.identity_headers;
     routes.emplace_back(std::move(o));
   }
   root["routes"] = std::move(routes);
+  root["policy_dir"] = c.policy_dir;
+  {
+    json::object a;
+    a["key_file"] = c.assertion.key_file.empty() ? json::value("(generated at start-up)")
+                                                 : json::value(c.assertion.key_file);
+    a["issuer"] = c.assertion.issuer;
+    a["ttl"] = format_duration(c.assertion.ttl);
+    root["assertion"] = std::move(a);
+  }
   return json::serialize(root);
 }
 

@@ -2,6 +2,9 @@
 // parsing, cross references and certificate checks, collecting every error with its position.
 #include "core/config_loader.hpp"
 
+#include "authz/policy.hpp"
+#include "authz/policy_parser.hpp"
+
 #include "authn/jwk.hpp"
 
 #include <openssl/err.h>
@@ -249,6 +252,9 @@ class Loader {
   void parse_routes(const Fields& root);
   void parse_route(const YAML::Node& node, const std::string& path);
   void parse_match(const Field& f, RouteMatch& match);
+  std::optional<PolicyBinding> policy_binding(const Field& f, const std::string& route_name);
+  void parse_policy_dir(const Field* f);
+  void parse_assertion(const Field* f);
   void check_unique_name(const Field& f, const std::string& name, std::string_view kind,
                          std::map<std::string, int>& seen);
   void check_unique_address(const Field& f, const SocketAddress& address);
@@ -261,6 +267,7 @@ class Loader {
   std::map<std::string, int> upstream_names_;
   std::map<std::string, int> route_names_;
   std::map<std::string, int> provider_names_;
+  std::map<std::string, std::shared_ptr<const Policy>> policy_files_;  // resolved path -> compiled
   // Bound addresses so far (listeners, then admin): address, owner label, line.
   struct Bound {
     SocketAddress address;
@@ -481,7 +488,11 @@ void Loader::parse_server(const Field* f) {
   config_.server.instance_name = "";
   if (f != nullptr) {
     if (auto m = map_value(
-            *f, {"workers", "drain_timeout", "trusted_proxies", "instance_name", "max_body"})) {
+            *f, {"workers", "drain_timeout", "trusted_proxies", "instance_name", "max_body",
+                 "watch_config"})) {
+      if (const Field* w = m->get("watch_config")) {
+        if (auto v = boolean(*w)) config_.server.watch_config = *v;
+      }
       if (const Field* w = m->get("workers")) {
         if (w->value.IsScalar() && w->value.Scalar() == "auto") {
           config_.server.workers = 0;
@@ -1037,7 +1048,8 @@ void Loader::parse_routes(const Fields& root) {
 void Loader::parse_route(const YAML::Node& node, const std::string& path) {
   auto m = check_map(node, path,
                      {"name", "match", "upstream", "auth", "max_body", "timeout",
-                      "allow_encoded_slash", "providers", "required_scopes", "forward_token"});
+                      "allow_encoded_slash", "providers", "required_scopes", "forward_token",
+                      "policy", "shadow_policy", "show_deny_reason", "identity_headers"});
   if (!m) return;
   RouteConfig route;
   route.line = pos_of(node).line;
@@ -1107,7 +1119,113 @@ void Loader::parse_route(const YAML::Node& node, const std::string& path) {
   if (const Field* e = m->get("allow_encoded_slash")) {
     if (auto v = boolean(*e)) route.allow_encoded_slash = *v;
   }
+  if (const Field* p = m->get("policy")) route.policy = policy_binding(*p, route.name);
+  if (const Field* p = m->get("shadow_policy")) {
+    route.shadow_policy = policy_binding(*p, route.name + " (shadow)");
+  }
+  if (const Field* b = m->get("show_deny_reason")) {
+    if (auto v = boolean(*b)) route.show_deny_reason = *v;
+  }
+  if (const Field* b = m->get("identity_headers")) {
+    if (auto v = boolean(*b)) route.identity_headers = *v;
+  }
   config_.routes.push_back(std::move(route));
+}
+
+// `policy:` is an inline policy (a map), a file (a value with '/' or ending in .yaml/.yml,
+// relative to the config) or the name of a file in policy_dir (NAME.yaml). A file named by
+// several routes is compiled once.
+std::optional<PolicyBinding> Loader::policy_binding(const Field& f, const std::string& route_name) {
+  PolicyBinding b;
+  b.line = pos_of(f.key_node).line;
+  if (f.value.IsMap()) {
+    b.ref = "inline";
+    auto parsed = parse_policy(f.value, source_, source_ + " route " + route_name);
+    for (auto& e : parsed.errors) {
+      e.message = f.path + ": " + e.message;
+      errors_.push_back(std::move(e));
+    }
+    if (!parsed.ok()) return std::nullopt;
+    b.compiled = std::move(parsed.policy);
+    return b;
+  }
+  auto ref = scalar(f, "a policy: a name, a file, or an inline map with allow/deny");
+  if (!ref) return std::nullopt;
+  if (ref->empty()) {
+    value_error(f, "empty policy reference");
+    return std::nullopt;
+  }
+  b.ref = *ref;
+  const auto ends_with = [&](std::string_view suffix) {
+    return ref->size() >= suffix.size() && ref->compare(ref->size() - suffix.size(), suffix.size(),
+                                                        suffix) == 0;
+  };
+  if (ref->find('/') != std::string::npos || ends_with(".yaml") || ends_with(".yml")) {
+    b.file = resolve(*ref);
+  } else {
+    if (!std::all_of(ref->begin(), ref->end(), is_name_char)) {
+      value_error(f, "policy name " + in_quotes(*ref) +
+                         " may only use letters, digits, '_', '.' and '-' (or give a file path)");
+      return std::nullopt;
+    }
+    const fs::path dir(config_.policy_dir);
+    std::error_code ec;
+    b.file = (dir / (*ref + ".yaml")).string();
+    if (!fs::exists(b.file, ec) && fs::exists(dir / (*ref + ".yml"), ec)) {
+      b.file = (dir / (*ref + ".yml")).string();
+    }
+  }
+  if (auto it = policy_files_.find(b.file); it != policy_files_.end()) {
+    if (!it->second) return std::nullopt;  // errors already reported
+    b.compiled = it->second;
+    return b;
+  }
+  std::error_code ec;
+  const auto status = fs::status(b.file, ec);
+  if (ec || !fs::is_regular_file(status)) {
+    value_error(f, "policy " + in_quotes(*ref) + ": file " + in_quotes(b.file) +
+                       (fs::exists(status) ? " is not a regular file" : " does not exist"));
+    policy_files_[b.file] = nullptr;
+    return std::nullopt;
+  }
+  auto parsed = parse_policy_file(b.file);
+  for (auto& e : parsed.errors) errors_.push_back(std::move(e));
+  policy_files_[b.file] = parsed.policy;
+  config_.source_files.push_back(b.file);
+  if (!parsed.ok()) {
+    value_error(f, "policy " + in_quotes(*ref) + " has errors (listed with its file name)");
+    return std::nullopt;
+  }
+  b.compiled = std::move(parsed.policy);
+  return b;
+}
+
+void Loader::parse_policy_dir(const Field* f) {
+  config_.policy_dir = resolve("policies");
+  if (f == nullptr) return;
+  if (auto s = nonempty_string(*f)) config_.policy_dir = resolve(*s);
+}
+
+void Loader::parse_assertion(const Field* f) {
+  if (f == nullptr) return;
+  auto m = map_value(*f, {"key_file", "issuer", "ttl"});
+  if (!m) return;
+  if (const Field* k = m->get("key_file")) {
+    // The key may not exist yet: the gateway creates it (mode 0600) on first start.
+    if (auto s = nonempty_string(*k)) config_.assertion.key_file = resolve(*s);
+  }
+  if (const Field* i = m->get("issuer")) {
+    if (auto s = nonempty_string(*i)) config_.assertion.issuer = *s;
+  }
+  if (const Field* t = m->get("ttl")) {
+    if (auto v = duration(*t, true)) {
+      if (*v < std::chrono::seconds(1) || *v > std::chrono::hours(1)) {
+        value_error(*t, "must be between 1s and 1h (the assertion is short-lived)");
+      } else {
+        config_.assertion.ttl = *v;
+      }
+    }
+  }
 }
 
 void Loader::parse_match(const Field& f, RouteMatch& match) {
@@ -1196,10 +1314,13 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
     error(docs[1], "only one YAML document is allowed in the config");
   }
   config_.source_file = source_;
-  auto root = check_map(
-      docs[0], "",
-      {"server", "access_log", "listeners", "admin", "identity_providers", "upstreams", "routes"});
+  config_.source_files.push_back(source_);
+  auto root = check_map(docs[0], "",
+                        {"server", "access_log", "listeners", "admin", "identity_providers",
+                         "upstreams", "routes", "policy_dir", "assertion"});
   if (root) {
+    parse_policy_dir(root->get("policy_dir"));
+    parse_assertion(root->get("assertion"));
     parse_server(root->get("server"));
     parse_access_log(root->get("access_log"));
     parse_listeners(*root);
@@ -1209,8 +1330,13 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
     parse_routes(*root);
   }
   if (!errors_.empty()) {
+    // The config's own errors first, then each policy file's, each in line order.
     std::stable_sort(errors_.begin(), errors_.end(),
-                     [](const ConfigError& a, const ConfigError& b) {
+                     [this](const ConfigError& a, const ConfigError& b) {
+                       const bool a_main = a.file == source_;
+                       const bool b_main = b.file == source_;
+                       if (a_main != b_main) return a_main;
+                       if (a.file != b.file) return a.file < b.file;
                        return a.line != b.line ? a.line < b.line : a.column < b.column;
                      });
     return {nullptr, std::move(errors_)};

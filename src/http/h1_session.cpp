@@ -26,6 +26,7 @@
 #include <array>
 #include <optional>
 
+#include "authz/assertion_signer.hpp"
 #include "core/log.hpp"
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
@@ -138,7 +139,10 @@ class H1Session final : public DownstreamConnection {
   asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex, bool expect_continue);
   asio::awaitable<bool> reply(Exchange& ex, unsigned status, std::string_view error,
                               std::string_view message, bool keep_alive,
-                              std::string_view www_authenticate = {});
+                              const LocalReply* local = nullptr);
+  asio::awaitable<bool> reply_document(Exchange& ex, std::string_view content_type,
+                                       std::string_view body, std::string_view cache_control,
+                                       bool keep_alive);
   asio::awaitable<void> reply_bare(unsigned status, std::string_view error,
                                    std::string_view message);
   void finish(Exchange& ex);
@@ -379,15 +383,29 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
     expect_continue = true;
   }
 
+  // The gateway's own assertion keys, on every listener (like IAP's public_key-jwk), so an
+  // upstream can verify X-Portcullis-Assertion.
+  if (ctx.path == kAssertionJwksPath && ex.runtime->assertion_signer) {
+    ctx.decision = "allow";
+    ctx.decision_reason = "gateway assertion keys";
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      co_return co_await reply(ex, 405, "method_not_allowed", "use GET", false);
+    }
+    co_return co_await reply_document(ex, "application/json",
+                                      ex.runtime->assertion_signer->public_jwks(),
+                                      "public, max-age=300", ex.client_keep_alive && !ctx.has_body);
+  }
+
   auto local = admit(*ex.runtime, ctx);
   if (!local) {
     local = co_await authenticate(*ex.runtime, ctx, req[http::field::authorization],
                                   worker_.token_cache());
   }
+  if (!local) local = authorize(*ex.runtime, ctx);
   if (local) {
     // A body we will not read makes the connection unusable for another request.
     co_return co_await reply(ex, local.status, local.error, local.message,
-                             ex.client_keep_alive && !ctx.has_body, local.www_authenticate);
+                             ex.client_keep_alive && !ctx.has_body, &local);
   }
   if (!ctx.route->forward_token) req.erase(http::field::authorization);
   co_return co_await forward(parser, ex, expect_continue);
@@ -416,6 +434,20 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
                        ctx.authority, ctx.request_id,   ctx.traceparent};
   prepare_upstream_request_headers(req, fc);
+  if (ctx.identity && ctx.route->identity_headers) {
+    std::string_view assertion;
+    if (const AssertionSigner* signer = ex.runtime->assertion_signer.get()) {
+      auto signed_assertion = worker_.assertions().get(*signer, ctx.identity, ctx.route->name,
+                                                       ex.runtime->config->assertion);
+      if (!signed_assertion) {
+        co_return co_await reply(ex, 500, "assertion_failed",
+                                 "cannot sign the identity assertion: " + signed_assertion.error(),
+                                 false);
+      }
+      assertion = *signed_assertion;
+    }
+    set_identity_headers(req, *ctx.identity, assertion);
+  }
   std::string target = ctx.path;
   if (!ctx.query.empty() || req.target().find('?') != std::string_view::npos) {
     target += '?';
@@ -646,14 +678,20 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
 template <class Stream>
 asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
                                                std::string_view error, std::string_view message,
-                                               bool keep_alive, std::string_view www_authenticate) {
+                                               bool keep_alive, const LocalReply* local) {
   keep_alive = keep_alive && !worker_.draining();
   http::response<http::string_body> res{static_cast<http::status>(status), ex.version};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
   res.set("x-request-id", ex.ctx.request_id);
-  if (!www_authenticate.empty()) res.set(http::field::www_authenticate, www_authenticate);
-  if (!ex.head) res.body() = error_body(status, error, message, ex.ctx.request_id);
+  if (local && !local->www_authenticate.empty()) {
+    res.set(http::field::www_authenticate, local->www_authenticate);
+  }
+  if (!ex.head) {
+    res.body() = local ? error_body(status, error, message, ex.ctx.request_id, local->reason,
+                                    local->rule)
+                       : error_body(status, error, message, ex.ctx.request_id);
+  }
   res.prepare_payload();
   res.keep_alive(keep_alive);
   ex.ctx.status = status;
@@ -667,6 +705,30 @@ asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
     app_log()->warn("request {} answered {} {}: {}", ex.ctx.request_id, status, error,
                     escape_for_log(message));
   }
+  finish(ex);
+  co_return !ec && keep_alive;
+}
+
+template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::reply_document(Exchange& ex, std::string_view content_type,
+                                                        std::string_view body,
+                                                        std::string_view cache_control,
+                                                        bool keep_alive) {
+  keep_alive = keep_alive && !worker_.draining();
+  http::response<http::string_body> res{http::status::ok, ex.version};
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, cache_control);
+  res.set("x-request-id", ex.ctx.request_id);
+  res.body() = body;
+  res.prepare_payload();
+  if (ex.head) res.body().clear();
+  res.keep_alive(keep_alive);
+  ex.ctx.status = 200;
+  client_deadline_ = kNever;
+  lowest().expires_after(limits_.idle_timeout);
+  auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
+  lowest().expires_never();
+  ex.ctx.bytes_out += n;
   finish(ex);
   co_return !ec && keep_alive;
 }

@@ -1,5 +1,7 @@
 #include "http/header_rules.hpp"
 
+#include "authn/identity.hpp"
+
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <vector>
@@ -146,6 +148,47 @@ void prepare_upstream_request_headers(http::fields& h, const ForwardingContext& 
 
 void prepare_downstream_response_headers(http::fields& h) {
   remove_hop_by_hop(h);
+}
+
+}  // namespace portcullis
+
+namespace portcullis {
+namespace {
+
+bool has_control_chars(std::string_view v) {
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void set_identity_headers(boost::beast::http::fields& h, const Identity& id,
+                          std::string_view assertion) {
+  if (!id.subject.empty() && !has_control_chars(id.subject)) {
+    h.set("X-Portcullis-User", id.subject);
+  }
+  if (!id.email.empty() && !has_control_chars(id.email)) h.set("X-Portcullis-Email", id.email);
+  if (!id.groups.empty()) {
+    std::string groups;
+    for (const std::string& g : id.groups) {
+      if (g.empty() || has_control_chars(g)) continue;
+      if (!groups.empty()) groups += ',';
+      for (char c : g) {
+        if (c == ',') {
+          groups += "%2C";
+        } else if (c == '%') {
+          groups += "%25";
+        } else {
+          groups += c;
+        }
+      }
+    }
+    if (!groups.empty()) h.set("X-Portcullis-Groups", groups);
+  }
+  if (!assertion.empty()) h.set("X-Portcullis-Assertion", assertion);
 }
 
 }  // namespace portcullis

@@ -43,6 +43,16 @@ struct ForwardingContext {
 // for trusted peers), X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id and traceparent set.
 void prepare_upstream_request_headers(boost::beast::http::fields& h, const ForwardingContext& c);
 
+struct Identity;
+
+// Sets X-Portcullis-User (subject), X-Portcullis-Email, X-Portcullis-Groups (comma-separated;
+// ',' and '%' inside a group name percent-encoded) and, when not empty,
+// X-Portcullis-Assertion. A value with control characters is left out rather than sent (the
+// signed assertion carries it exactly). Call after prepare_upstream_request_headers(), which
+// removes any X-Portcullis-* the client sent.
+void set_identity_headers(boost::beast::http::fields& h, const Identity& id,
+                          std::string_view assertion);
+
 // Prepares an upstream response's headers for the client: hop-by-hop removed.
 void prepare_downstream_response_headers(boost::beast::http::fields& h);
 

@@ -30,11 +30,8 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
 
   switch (route.auth) {
     case AuthMode::public_access:
-      ctx.decision = "allow";
-      ctx.decision_reason = "public route";
-      break;
     case AuthMode::bearer:
-      ctx.decision = "pending";  // decided by authenticate()
+      ctx.decision = "pending";  // decided by authenticate() and authorize()
       break;
     default:
       // The config loader refuses other modes in this build; deny by default regardless.
@@ -73,9 +70,50 @@ boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestC
     co_return reply;
   }
   ctx.identity = std::move(identity.value());
-  ctx.decision = "allow";
-  ctx.decision_reason = "authenticated";
   co_return LocalReply{};
+}
+
+LocalReply authorize(const Runtime& runtime, RequestContext& ctx) {
+  const RouteConfig& route = *ctx.route;
+  const RequestAttributes attributes{ctx.method, ctx.path, {}, ctx.peer};
+  const Identity* identity = ctx.identity.get();
+  const RoutePolicyMetrics& metrics = runtime.route_policy_metrics[ctx.route_index];
+  if (route.policy) {
+    ctx.policy_decision = route.policy->compiled->evaluate(identity, attributes);
+  } else if (route.auth == AuthMode::public_access) {
+    ctx.policy_decision = PolicyDecision{true, "public", -1, "public route", {}};
+  } else {
+    ctx.policy_decision = PolicyDecision{false, "default", -1, "route has no policy", {}};
+  }
+  const PolicyDecision& d = ctx.policy_decision;
+  if (route.shadow_policy) {
+    ctx.shadow_decision = route.shadow_policy->compiled->evaluate(identity, attributes);
+    (ctx.shadow_decision->allow ? metrics.shadow_allow : metrics.shadow_deny)->inc();
+    if (ctx.shadow_decision->allow != d.allow) metrics.shadow_mismatch->inc();
+  }
+  (d.allow ? metrics.allow : metrics.deny)->inc();
+  ctx.decision = d.allow ? "allow" : "deny";
+  ctx.decision_reason = d.reason;
+  if (d.allow) return {};
+  LocalReply reply{403, "forbidden", "access denied", {}};
+  if (route.show_deny_reason) {
+    reply.reason = d.reason;
+    reply.rule = decision_rule(d);
+  }
+  return reply;
+}
+
+std::string decision_rule(const PolicyDecision& d) {
+  if (d.source.empty()) return {};
+  std::string out(d.source);
+  out += '#';
+  out += d.section;
+  if (d.rule_index >= 0) {
+    out += '[';
+    out += std::to_string(d.rule_index);
+    out += ']';
+  }
+  return out;
 }
 
 std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx) {
@@ -84,7 +122,8 @@ std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx) {
 }
 
 std::string error_body(unsigned status, std::string_view error, std::string_view message,
-                       std::string_view request_id) {
+                       std::string_view request_id, std::string_view reason,
+                       std::string_view rule) {
   std::string out;
   out.reserve(128 + message.size());
   out += "{\"status\":";
@@ -95,6 +134,14 @@ std::string error_body(unsigned status, std::string_view error, std::string_view
   append_json_string(out, message);
   out += ",\"request_id\":";
   append_json_string(out, request_id);
+  if (!reason.empty()) {
+    out += ",\"reason\":";
+    append_json_string(out, reason);
+  }
+  if (!rule.empty()) {
+    out += ",\"rule\":";
+    append_json_string(out, rule);
+  }
   out += "}\n";
   return out;
 }
@@ -140,7 +187,12 @@ std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock
   field("client_id", ctx.identity ? std::string_view(ctx.identity->client_id) : std::string_view{});
   field("provider", ctx.identity ? std::string_view(ctx.identity->provider) : std::string_view{});
   field("decision", ctx.decision);
+  field("rule", decision_rule(ctx.policy_decision));
   field("reason", ctx.decision_reason);
+  if (ctx.shadow_decision) {
+    field("shadow_decision", ctx.shadow_decision->allow ? "would allow" : "would deny");
+    field("shadow_rule", decision_rule(*ctx.shadow_decision));
+  }
   number("status", ctx.status);
   field("error", ctx.error_code);
   field("upstream", ctx.upstream ? std::string_view(ctx.upstream->name) : std::string_view{});

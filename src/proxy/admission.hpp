@@ -18,6 +18,8 @@ struct LocalReply {
   std::string_view error;        // machine code: "no_route", "payload_too_large", ...
   std::string message;           // human text (never secrets)
   std::string www_authenticate;  // challenge header for 401/403 from bearer authentication
+  std::string_view reason;       // policy denials on routes with show_deny_reason
+  std::string rule;              // likewise: "policies/x.yaml#deny[0]"
   explicit operator bool() const { return status != 0; }
 };
 
@@ -32,12 +34,23 @@ class TokenCache;
 boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestContext& ctx,
                                                 std::string_view authorization, TokenCache& cache);
 
+// The authorization stage, after authenticate(): evaluates the route's policy (and its shadow
+// policy) for every admitted request, public routes included, and records the decision in
+// ctx. A deny is a 403 LocalReply whose message names the rule only when the route sets
+// show_deny_reason. Allocates nothing.
+LocalReply authorize(const Runtime& runtime, RequestContext& ctx);
+
+// "policies/orders.yaml#allow[2]", "policies/orders.yaml#default" or "" (no policy).
+std::string decision_rule(const PolicyDecision& d);
+
 // Max body bytes for the admitted route.
 std::uint64_t max_body_for(const Runtime& runtime, const RequestContext& ctx);
 
-// {"status":404,"error":"no_route","message":"...","request_id":"..."}
+// {"status":404,"error":"no_route","message":"...","request_id":"..."}, plus "reason" and
+// "rule" when given.
 std::string error_body(unsigned status, std::string_view error, std::string_view message,
-                       std::string_view request_id);
+                       std::string_view request_id, std::string_view reason = {},
+                       std::string_view rule = {});
 
 // One JSON access-log line for a finished request.
 std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now);

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "authz/policy.hpp"
+
 namespace portcullis {
 
 struct RouteConfig;
@@ -47,6 +49,11 @@ struct RequestContext {
   UpstreamMetrics* upstream_metrics = nullptr;
   std::string_view decision = "none";  // "allow" | "deny" | "none" (refused before a decision)
   std::string_view decision_reason;    // e.g. "public route"
+  // The policy's decision (views into the Runtime's policies, alive as long as the snapshot);
+  // empty source when no policy was evaluated (public route without a policy, or refused
+  // before authorization).
+  PolicyDecision policy_decision;
+  std::optional<PolicyDecision> shadow_decision;  // the route's shadow_policy, never enforced
   std::shared_ptr<const Identity> identity;  // set by authentication (null on public routes)
 
   // Outcome, for logs and metrics.

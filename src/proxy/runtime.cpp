@@ -1,11 +1,13 @@
 #include "proxy/runtime.hpp"
 
 #include "authn/authenticator.hpp"
+#include "authz/assertion_keys.hpp"
 
 namespace portcullis {
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> config,
-                                              std::uint64_t generation, AuthnServices* authn) {
+                                              std::uint64_t generation, AuthnServices* authn,
+                                              AssertionKeys* assertion_keys) {
   auto rt = std::make_shared<Runtime>();
   rt->config = std::move(config);
   rt->generation = generation;
@@ -17,11 +19,32 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> conf
     rt->route_metrics.push_back(&registry.route(route.name));
     rt->route_upstream_metrics.push_back(up ? &registry.upstream(up->name) : nullptr);
   }
+  constexpr std::string_view kDecisions = "portcullis_policy_decisions_total";
+  constexpr std::string_view kDecisionsHelp =
+      "Policy decisions by route; mode=shadow counts what a shadow_policy would have decided";
+  for (const auto& route : rt->config->routes) {
+    auto counter = [&](std::string_view mode, std::string_view decision) {
+      return &registry.counter(
+          kDecisions, kDecisionsHelp,
+          prometheus_labels({{"route", route.name}, {"mode", mode}, {"decision", decision}}));
+    };
+    RoutePolicyMetrics m{counter("enforced", "allow"), counter("enforced", "deny")};
+    if (route.shadow_policy) {
+      m.shadow_allow = counter("shadow", "allow");
+      m.shadow_deny = counter("shadow", "deny");
+      m.shadow_mismatch = &registry.counter(
+          "portcullis_policy_shadow_mismatch_total",
+          "Requests where the shadow_policy decided differently from the enforced policy",
+          prometheus_labels({{"route", route.name}}));
+    }
+    rt->route_policy_metrics.push_back(m);
+  }
   for (const auto& listener : rt->config->listeners) registry.listener(listener.name);
   rt->unmatched_metrics = &registry.route("");
   if (authn && !rt->config->identity_providers.empty()) {
     rt->authenticator = Authenticator::build(*rt->config, *authn, generation);
   }
+  if (assertion_keys) rt->assertion_signer = assertion_keys->signer_for(rt->config->assertion);
   return rt;
 }
 

@@ -13,11 +13,22 @@
 #include "proxy/router.hpp"
 
 namespace portcullis {
+class AssertionKeys;
+class AssertionSigner;
 class Authenticator;
 class AuthnServices;
 }  // namespace portcullis
 
 namespace portcullis {
+
+// Per-route policy decision counters (portcullis_policy_decisions_total).
+struct RoutePolicyMetrics {
+  LabeledCounter* allow = nullptr;
+  LabeledCounter* deny = nullptr;
+  LabeledCounter* shadow_allow = nullptr;  // null when the route has no shadow_policy
+  LabeledCounter* shadow_deny = nullptr;
+  LabeledCounter* shadow_mismatch = nullptr;
+};
 
 struct Runtime {
   std::shared_ptr<const Config> config;
@@ -27,12 +38,16 @@ struct Runtime {
   std::vector<const UpstreamConfig*> route_upstream;
   std::vector<RouteMetrics*> route_metrics;
   std::vector<UpstreamMetrics*> route_upstream_metrics;
+  std::vector<RoutePolicyMetrics> route_policy_metrics;
   RouteMetrics* unmatched_metrics = nullptr;
   std::shared_ptr<const Authenticator> authenticator;  // null when no identity providers
+  std::shared_ptr<const AssertionSigner> assertion_signer;  // null: no X-Portcullis-Assertion
 
-  // Throws std::runtime_error when an identity provider cannot be set up (start-up, reload).
+  // Throws std::runtime_error when an identity provider or the assertion key cannot be set
+  // up (start-up, reload). Null services leave that part out (tests, tools).
   static std::shared_ptr<const Runtime> build(std::shared_ptr<const Config> config,
-                                              std::uint64_t generation, AuthnServices* authn);
+                                              std::uint64_t generation, AuthnServices* authn,
+                                              AssertionKeys* assertion_keys);
   bool peer_is_trusted(const boost::asio::ip::address& peer) const;
 };
 

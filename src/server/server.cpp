@@ -10,12 +10,14 @@
 
 #include "admin/admin_server.hpp"
 #include "authn/authn_services.hpp"
+#include "authz/assertion_keys.hpp"
 #include "core/config.hpp"
 #include "core/config_json.hpp"
 #include "core/config_loader.hpp"
 #include "core/log.hpp"
 #include "http/tls_context.hpp"
 #include "proxy/runtime.hpp"
+#include "server/config_watcher.hpp"
 #include "server/worker.hpp"
 
 namespace portcullis {
@@ -33,13 +35,23 @@ struct Server::Impl {
   std::unique_ptr<AdminServer> admin;
   std::atomic<bool> ready{false};
   AuthnServices authn{control.get_executor(), SystemClock::instance()};
+  AssertionKeys assertion_keys;
+  ConfigWatcher watcher{control.get_executor(), [this] {
+                          app_log()->info("a config or policy file changed: reloading");
+                          reload();
+                        }};
   bool draining = false;
   asio::steady_timer drain_timer{control};
   std::chrono::steady_clock::time_point drain_deadline;
 
   // Throws std::runtime_error when the snapshot cannot be built (e.g. a provider's keys).
   void publish(std::shared_ptr<const Config> config) {
-    runtimes.publish(Runtime::build(std::move(config), generation, &authn));
+    runtimes.publish(Runtime::build(config, generation, &authn, &assertion_keys));
+    if (config->server.watch_config) {
+      watcher.watch(config->source_files);
+    } else {
+      watcher.watch({});
+    }
     MetricsRegistry::instance().config_generation.store(generation, std::memory_order_relaxed);
   }
 
@@ -108,6 +120,7 @@ struct Server::Impl {
       for (auto& w : workers) w->stop();
       if (admin) admin->stop();
       authn.stop();
+      watcher.stop();
       signals.cancel();
       control.stop();
       return;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "authn/token_cache.hpp"
+#include "authz/assertion_cache.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "proxy/runtime.hpp"
@@ -53,6 +54,7 @@ class Worker {
   UpstreamPool& pool() { return pool_; }
   RandomSource& random() { return random_; }
   TokenCache& token_cache() { return token_cache_; }
+  AssertionCache& assertions() { return assertions_; }
   spdlog::logger* access_logger() const { return access_log_.get(); }
   const std::shared_ptr<const Runtime>& runtime();  // current snapshot (refreshed on reload)
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
@@ -78,6 +80,7 @@ class Worker {
   UpstreamPool pool_;
   OpenSslRandom random_;
   TokenCache token_cache_;
+  AssertionCache assertions_{SystemClock::instance(), random_};
   std::shared_ptr<spdlog::logger> access_log_;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};

@@ -152,12 +152,16 @@ describe('bearer auth: requests with and without valid tokens (RS256 + ES256 pro
     const echo = r.json();
     assert.equal(echo.url, '/orders/42?x=1');
     assert.equal(echo.headers.authorization, `Bearer ${token}`, 'forward_token: true keeps Authorization');
-    const leaked = Object.keys(echo.headers).filter((h) => h.startsWith('x-portcullis-'));
+    // Only the gateway's own identity headers (issue 4) reach the upstream, never the client's.
+    const gatewayOwned = ['x-portcullis-user', 'x-portcullis-email', 'x-portcullis-groups', 'x-portcullis-assertion'];
+    const leaked = Object.keys(echo.headers).filter((h) => h.startsWith('x-portcullis-') && !gatewayOwned.includes(h));
     assert.deepEqual(leaked, [], `client-sent X-Portcullis-* reached the upstream: ${JSON.stringify(echo.headers)}`);
+    assert.equal(echo.headers['x-portcullis-user'], decodeJwt(token).payload.sub);
     // The same token again (now from the gateway's token cache).
     const again = await call(port, '/orders/43', token, { headers: { 'x-portcullis-subject': 'admin' } });
     assert.equal(again.status, 200, again.body);
-    assert.ok(!Object.keys(again.json().headers).some((h) => h.startsWith('x-portcullis-')));
+    const againHeaders = Object.keys(again.json().headers);
+    assert.ok(!againHeaders.some((h) => h.startsWith('x-portcullis-') && !gatewayOwned.includes(h)));
   });
 
   test('forward_token: false: the upstream does not see Authorization', async () => {

@@ -24,15 +24,18 @@ export function providerEntry(idp, extra = {}) {
   };
 }
 
+/** The policy of the bearer routes in these tests: any authenticated caller. */
+export const anyAuthenticated = { allow: { authenticated_user: true } };
+
 /**
  * The usual routes: /orders (bearer, orders:read, forward_token), /private (bearer, no scope,
- * forward_token false), / public. `providers` names the identity providers the bearer routes
+ * forward_token false), / public; the bearer routes allow any authenticated caller. `providers` names the identity providers the bearer routes
  * accept (default ['local']).
  */
 export function defaultRoutes({ providers = ['local'], upstream = 'echo' } = {}) {
   return [
-    { name: 'orders', match: { path_prefix: '/orders' }, upstream, auth: 'bearer', required_scopes: ['orders:read'], providers, forward_token: true },
-    { name: 'private', match: { path_prefix: '/private' }, upstream, auth: 'bearer', providers, forward_token: false },
+    { name: 'orders', match: { path_prefix: '/orders' }, upstream, auth: 'bearer', required_scopes: ['orders:read'], providers, forward_token: true, policy: anyAuthenticated },
+    { name: 'private', match: { path_prefix: '/private' }, upstream, auth: 'bearer', providers, forward_token: false, policy: anyAuthenticated },
     { name: 'open', match: { path_prefix: '/' }, upstream, auth: 'public' },
   ];
 }
