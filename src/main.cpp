@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/policy_commands.hpp"
 #include "cli/token_inspect.hpp"
 #include "core/config.hpp"
 #include "core/config_json.hpp"
@@ -26,6 +27,11 @@ constexpr std::string_view kUsage =
     "commands:\n"
     "  serve --config FILE        run the gateway\n"
     "  config check FILE          validate a config file (exit 0 valid, 1 invalid)\n"
+    "  policy lint [--config FILE] [--strict] [--audit FILE...]\n"
+    "                             report risky, dead or unused policy rules\n"
+    "  policy test FILE...        run table tests of policies (identity + request -> decision)\n"
+    "  policy explain --config FILE --route NAME --identity ID.json --method M --path P\n"
+    "                             show how a route's policy decides, criterion by criterion\n"
     "  token inspect [--config FILE] TOKEN\n"
     "                             decode a bearer token and verify it as the gateway would\n"
     "  version                    print the version\n"
@@ -149,6 +155,19 @@ int main(int argc, char** argv) {
   }
   if (command == "serve") return cmd_serve(rest);
   if (command == "config") return cmd_config(rest);
+  if (command == "policy") {
+    constexpr std::string_view kPolicyUsage =
+        "usage: portcullis policy lint|test|explain [options]  (--help on each)\n";
+    if (rest.empty() || is_help(rest[0])) {
+      std::cout << kPolicyUsage;
+      return rest.empty() ? 2 : 0;
+    }
+    const std::vector<std::string_view> sub(rest.begin() + 1, rest.end());
+    if (rest[0] == "lint") return portcullis::run_policy_lint(sub);
+    if (rest[0] == "test") return portcullis::run_policy_test(sub);
+    if (rest[0] == "explain") return portcullis::run_policy_explain(sub);
+    return usage_error("unknown policy command '" + std::string(rest[0]) + "'", kPolicyUsage);
+  }
   if (command == "token") {
     if (rest.empty() || rest[0] != "inspect") {
       return usage_error("usage: portcullis token inspect [--config FILE] TOKEN", kUsage);
