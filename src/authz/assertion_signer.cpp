@@ -254,7 +254,9 @@ std::string AssertionSigner::private_pem() const {
 Expected<std::string, std::string> AssertionSigner::sign(
     const Identity& id, std::string_view audience, std::string_view issuer,
     std::chrono::seconds ttl, const Clock& clock, RandomSource& random) const {
-  if (id.subject.empty()) return unexpected(std::string("identity has no subject"));
+  // A client-credentials identity may have no subject; RFC 9068 uses the client id then.
+  const std::string& subject = id.subject.empty() ? id.client_id : id.subject;
+  if (subject.empty()) return unexpected(std::string("identity has no subject or client id"));
   if (audience.empty()) return unexpected(std::string("empty audience"));
   if (issuer.empty()) return unexpected(std::string("empty issuer"));
   if (ttl.count() <= 0) return unexpected(std::string("ttl must be positive"));
@@ -268,7 +270,8 @@ Expected<std::string, std::string> AssertionSigner::sign(
   boost::json::object claims;
   claims["iss"] = issuer;
   claims["aud"] = audience;
-  claims["sub"] = id.subject;
+  claims["sub"] = subject;
+  if (!id.client_id.empty()) claims["client_id"] = id.client_id;
   if (!id.email.empty()) claims["email"] = id.email;
   boost::json::array groups;
   groups.reserve(id.groups.size());

@@ -47,9 +47,10 @@ class AssertionSigner {
   // The private key as PKCS#8 PEM (for persisting a generated key).
   std::string private_pem() const;
 
-  // An ES256 JWT with iss, aud (the route), sub, email (when set), groups, iat, exp, jti and
-  // idp (the identity's issuer). Fails when the crypto library fails or an argument is
-  // unusable (empty subject/audience/issuer, ttl <= 0).
+  // An ES256 JWT with iss, aud (the route), sub (the subject, or the client id when there is
+  // none), client_id and email (when set), groups, iat, exp, jti and idp (the identity's
+  // issuer). Fails when the crypto library fails or an argument is unusable (no subject nor
+  // client id, empty audience/issuer, ttl <= 0).
   Expected<std::string, std::string> sign(const Identity& id, std::string_view audience,
                                           std::string_view issuer, std::chrono::seconds ttl,
                                           const Clock& clock, RandomSource& random) const;

@@ -167,9 +167,9 @@ bool has_control_chars(std::string_view v) {
 
 void set_identity_headers(boost::beast::http::fields& h, const Identity& id,
                           std::string_view assertion) {
-  if (!id.subject.empty() && !has_control_chars(id.subject)) {
-    h.set("X-Portcullis-User", id.subject);
-  }
+  // Like the assertion's sub: the client id stands in for a client-credentials caller.
+  const std::string& user = id.subject.empty() ? id.client_id : id.subject;
+  if (!user.empty() && !has_control_chars(user)) h.set("X-Portcullis-User", user);
   if (!id.email.empty() && !has_control_chars(id.email)) h.set("X-Portcullis-Email", id.email);
   if (!id.groups.empty()) {
     std::string groups;

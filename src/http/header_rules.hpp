@@ -45,7 +45,7 @@ void prepare_upstream_request_headers(boost::beast::http::fields& h, const Forwa
 
 struct Identity;
 
-// Sets X-Portcullis-User (subject), X-Portcullis-Email, X-Portcullis-Groups (comma-separated;
+// Sets X-Portcullis-User (subject, else client id), X-Portcullis-Email, X-Portcullis-Groups (comma-separated;
 // ',' and '%' inside a group name percent-encoded) and, when not empty,
 // X-Portcullis-Assertion. A value with control characters is left out rather than sent (the
 // signed assertion carries it exactly). Call after prepare_upstream_request_headers(), which

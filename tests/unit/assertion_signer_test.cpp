@@ -227,6 +227,23 @@ TEST_F(AssertionSignerTest, OmitsEmptyEmailKeepsEmptyGroups) {
   EXPECT_EQ(verified->claims.at("groups"), json::array{});
 }
 
+TEST_F(AssertionSignerTest, ClientCredentialsIdentityUsesTheClientIdAsSubject) {
+  Identity machine;
+  machine.issuer = "https://idp.example/oauth2/default";
+  machine.client_id = "svc-billing";
+  auto verified = validator().validate(sign(machine), *keys_, FakeClock(kNow));
+  ASSERT_TRUE(verified.has_value());
+  EXPECT_EQ(verified->claims.at("sub"), "svc-billing");
+  EXPECT_EQ(verified->claims.at("client_id"), "svc-billing");
+
+  Identity person = alice();
+  person.client_id = "portal";
+  auto both = validator().validate(sign(person), *keys_, FakeClock(kNow));
+  ASSERT_TRUE(both.has_value());
+  EXPECT_EQ(both->claims.at("sub"), "00u1alice");
+  EXPECT_EQ(both->claims.at("client_id"), "portal");
+}
+
 TEST_F(AssertionSignerTest, JtiDiffersPerToken) {
   auto a = validator().validate(sign(alice()), *keys_, FakeClock(kNow));
   auto b = validator().validate(sign(alice()), *keys_, FakeClock(kNow));
