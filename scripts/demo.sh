@@ -25,8 +25,12 @@ Try:
   curl --cacert certs/dev/ca.crt https://localhost:8443/hello?name=world
   curl --cacert certs/dev/ca.crt https://localhost:8443/orders/42            # 401: bearer route
   curl --cacert certs/dev/ca.crt https://localhost:8443/orders/42 \\
-       -H "Authorization: Bearer $token"
+       -H "Authorization: Bearer $token"                                   # 200, identity headers
+  curl --cacert certs/dev/ca.crt -X DELETE https://localhost:8443/orders/42 \\
+       -H "Authorization: Bearer $token"                                   # 403: policies/orders.yaml
+  curl --cacert certs/dev/ca.crt https://localhost:8443/.well-known/portcullis/jwks.json
   build/portcullis token inspect --config config/demo.yaml $token
+  build/portcullis policy lint --config config/demo.yaml
 
 TXT
 build/portcullis serve --config config/demo.yaml

@@ -325,10 +325,11 @@ PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source
   return Parser(source_name, label).parse(node);
 }
 
-PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name) {
+PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name,
+                                      const std::string& label) {
   try {
     const YAML::Node doc = YAML::Load(std::string(yaml));
-    return parse_policy(doc, source_name);
+    return parse_policy(doc, source_name, label);
   } catch (const YAML::Exception& e) {
     PolicyParseResult r;
     ConfigError err{source_name, 0, 0, e.msg};
@@ -341,7 +342,7 @@ PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& 
   }
 }
 
-PolicyParseResult parse_policy_file(const std::string& path) {
+PolicyParseResult parse_policy_file(const std::string& path, const std::string& label) {
   std::ifstream in(path);
   if (!in) {
     PolicyParseResult r;
@@ -350,7 +351,7 @@ PolicyParseResult parse_policy_file(const std::string& path) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_policy_string(text.str(), path);
+  return parse_policy_string(text.str(), path, label);
 }
 
 }  // namespace portcullis

@@ -27,8 +27,9 @@ struct PolicyParseResult {
 PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source_name,
                                const std::string& label = {});
 
-PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name);
+PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name,
+                                      const std::string& label = {});
 
-PolicyParseResult parse_policy_file(const std::string& path);
+PolicyParseResult parse_policy_file(const std::string& path, const std::string& label = {});
 
 }  // namespace portcullis

@@ -143,7 +143,7 @@ struct Policy;  // authz/policy.hpp
 // route naming the same file).
 struct PolicyBinding {
   std::string ref;   // as written: a name ("orders"), a file ("policies/x.yaml") or "inline"
-  std::string file;  // the resolved file; "" when inline
+  std::string file;  // the resolved file; "" when inline (compiled->source: relative to the config)
   std::shared_ptr<const Policy> compiled;
   int line = 0;  // of the route's `policy:` key
 };

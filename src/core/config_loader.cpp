@@ -1188,7 +1188,14 @@ std::optional<PolicyBinding> Loader::policy_binding(const Field& f, const std::s
     policy_files_[b.file] = nullptr;
     return std::nullopt;
   }
-  auto parsed = parse_policy_file(b.file);
+  // Decisions name the file as seen from the config's directory (shorter than an absolute
+  // path, and the same on every machine); errors name the resolved path.
+  std::string label = b.file;
+  if (!base_dir_.empty()) {
+    const auto rel = fs::path(b.file).lexically_relative(base_dir_);
+    if (!rel.empty()) label = rel.string();
+  }
+  auto parsed = parse_policy_file(b.file, label);
   for (auto& e : parsed.errors) errors_.push_back(std::move(e));
   policy_files_[b.file] = parsed.policy;
   config_.source_files.push_back(b.file);

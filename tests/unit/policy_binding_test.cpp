@@ -81,7 +81,7 @@ TEST_F(PolicyBindingTest, NamedFileAndInlinePolicies) {
   EXPECT_EQ(routes[0].policy->file, (dir_ / "policies/orders.yaml").string());
   // One file, compiled once, shared by both routes.
   EXPECT_EQ(routes[0].policy->compiled, routes[1].policy->compiled);
-  EXPECT_EQ(routes[0].policy->compiled->source, (dir_ / "policies/orders.yaml").string());
+  EXPECT_EQ(routes[0].policy->compiled->source, "policies/orders.yaml");  // relative to the config
   EXPECT_EQ(routes[2].policy->ref, "inline");
   EXPECT_EQ(routes[2].policy->compiled->source, (dir_ / "gw.yaml").string() + " route c");
   EXPECT_EQ(routes[0].policy->compiled->version.size(), 16u);
@@ -203,7 +203,7 @@ constexpr const char* kRoutes = R"(  - {name: orders, match: {path_prefix: /orde
 
 TEST_F(AuthorizeTest, AllowDenyOverridesAndDefault) {
   build(kRoutes);
-  const std::string file = (dir_ / "policies/orders.yaml").string();
+  const std::string file = "policies/orders.yaml";
   EXPECT_FALSE(decide("/orders/1", person("alice@example.com", {"orders-readers"})));
   EXPECT_EQ(ctx_.decision, "allow");
   EXPECT_EQ(decision_rule(ctx_.policy_decision), file + "#allow[0]");
