@@ -7,6 +7,7 @@
 #include "authn/identity.hpp"
 #include "authz/policy.hpp"
 #include "authz/policy_parser.hpp"
+#include "alloc_counter.hpp"
 
 namespace {
 
@@ -27,7 +28,8 @@ std::string fifty_rule_policy() {
   return y;
 }
 
-void BM_Policy50Rules(benchmark::State& state) {
+// Evaluates the 50-rule policy for `path`; reports allocations per decision (must be 0).
+void run(benchmark::State& state, const char* path, bool expect_allow) {
   auto parsed = portcullis::parse_policy_string(fifty_rule_policy(), "bench.yaml");
   if (!parsed.ok()) {
     state.SkipWithError("policy did not parse");
@@ -38,14 +40,28 @@ void BM_Policy50Rules(benchmark::State& state) {
   id.email = "alice@example.com";
   id.groups = {"staff", "orders-readers", "oncall"};
   id.scopes = {"openid", "orders:read"};
-  portcullis::RequestAttributes req{"GET", "/orders/42", "",
-                                    boost::asio::ip::make_address("10.1.2.3")};
+  portcullis::RequestAttributes req{"GET", path, "", boost::asio::ip::make_address("10.1.2.3")};
+  const std::uint64_t before = portcullis::bench::allocations();
   for (auto _ : state) {
     auto d = parsed.policy->evaluate(&id, req);
     benchmark::DoNotOptimize(d.allow);
-    if (!d.allow) state.SkipWithError("expected allow");
+    if (d.allow != expect_allow) state.SkipWithError("unexpected decision");
   }
+  const double allocations = static_cast<double>(portcullis::bench::allocations() - before);
+  state.counters["allocs_per_decision"] =
+      benchmark::Counter(allocations / static_cast<double>(state.iterations()));
+}
+
+// The matching allow rule is the last of 50.
+void BM_Policy50Rules(benchmark::State& state) {
+  run(state, "/orders/42", true);
 }
 BENCHMARK(BM_Policy50Rules);
+
+// No rule matches: every rule is evaluated, then default deny.
+void BM_Policy50RulesDefaultDeny(benchmark::State& state) {
+  run(state, "/nowhere", false);
+}
+BENCHMARK(BM_Policy50RulesDefaultDeny);
 
 }  // namespace

@@ -144,28 +144,16 @@ bool StringMatcher::match(std::string_view s) const {
 }
 
 bool PolicyNode::evaluate(const Identity* identity, const RequestAttributes& request) const {
-  switch (kind) {
-    case Kind::kAnd:
-      for (const PolicyNode& c : children) {
-        if (!c.evaluate(identity, request)) return false;
-      }
-      return true;
-    case Kind::kOr:
-      for (const PolicyNode& c : children) {
-        if (c.evaluate(identity, request)) return true;
-      }
-      return false;
-    case Kind::kNor:
-      for (const PolicyNode& c : children) {
-        if (c.evaluate(identity, request)) return false;
-      }
-      return true;
-    case Kind::kNot:
-      return !children.front().evaluate(identity, request);
-    case Kind::kCriterion:
-      return match_criterion(*this, identity, request);
+  if (kind == Kind::kCriterion) return match_criterion(*this, identity, request);
+  if (kind == Kind::kNot) return !children.front().evaluate(identity, request);
+  // and: stop at the first false; or: at the first true; nor: at the first true (negated).
+  const bool stop_on = kind != Kind::kAnd;
+  const std::size_t n = children.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const PolicyNode& c = children[eval_order.empty() ? i : eval_order[i]];
+    if (c.evaluate(identity, request) == stop_on) return kind == Kind::kOr;
   }
-  return false;
+  return kind != Kind::kOr;
 }
 
 PolicyDecision Policy::evaluate(const Identity* identity, const RequestAttributes& request) const {

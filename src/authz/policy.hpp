@@ -3,6 +3,7 @@
 // nodes. Deny overrides allow; nothing matched = deny. Evaluation allocates nothing: all
 // patterns are normalised (case, CIDRs) at load and compared as string_views.
 #include <boost/asio/ip/address.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,7 +62,10 @@ struct StringMatcher {
 struct PolicyNode {
   enum class Kind { kAnd, kOr, kNot, kNor, kCriterion };
   Kind kind = Kind::kCriterion;
-  std::vector<PolicyNode> children;  // operators (kNot has exactly one)
+  std::vector<PolicyNode> children;  // operators (kNot has exactly one), in written order
+  // Indexes into children, cheapest first: the order evaluate() uses (same result, as
+  // criteria have no side effects). Empty = written order (nodes built by hand in tests).
+  std::vector<std::uint16_t> eval_order;
   PolicyField field = PolicyField::kAuthenticatedUser;
   bool authenticated = true;  // kAuthenticatedUser: the expected value
   std::string claim_path;     // kClaim: dotted path

@@ -93,6 +93,8 @@ class Parser {
       }
     }
     if (!any_section) error(doc, "a policy needs `allow` and/or `deny`");
+    for (auto& rule : policy->deny_rules) order_by_cost(rule);
+    for (auto& rule : policy->allow_rules) order_by_cost(rule);
     return finish(std::move(policy));
   }
 
@@ -213,6 +215,47 @@ class Parser {
     if (!parse_matcher(key, value, n.matcher)) return std::nullopt;
     normalise(n);
     return n;
+  }
+
+  // A rough cost of evaluating a node: one string compare for scalar criteria, a scan for
+  // lists (groups, scopes), a JSON lookup for claims.
+  static int cost(const PolicyNode& n) {
+    switch (n.kind) {
+      case PolicyNode::Kind::kCriterion:
+        switch (n.field) {
+          case PolicyField::kAuthenticatedUser:
+            return 0;
+          case PolicyField::kGroup:
+          case PolicyField::kScope:
+            return 4;
+          case PolicyField::kClaim:
+            return 8;
+          default:
+            return n.matcher.op == MatchOp::kIn ? 2 : 1;
+        }
+      default: {
+        int sum = 0;
+        for (const PolicyNode& c : n.children) sum += cost(c);
+        return sum;
+      }
+    }
+  }
+
+  // Evaluation short-circuits, and criteria have no side effects, so the children of
+  // and/or/nor can run cheapest first without changing any decision: a rule like
+  // `group has X and http_method in [GET] and http_path starts_with /svc/` then rejects on
+  // the path before scanning the groups. `children` keep the written order (for explain and
+  // lint); `eval_order` is the order evaluate() uses. Stable: equal costs keep written order.
+  static void order_by_cost(PolicyNode& n) {
+    for (PolicyNode& c : n.children) order_by_cost(c);
+    n.eval_order.clear();
+    for (std::size_t i = 0; i < n.children.size(); ++i) {
+      n.eval_order.push_back(static_cast<std::uint16_t>(i));
+    }
+    std::stable_sort(n.eval_order.begin(), n.eval_order.end(),
+                     [&](std::uint16_t a, std::uint16_t b) {
+                       return cost(n.children[a]) < cost(n.children[b]);
+                     });
   }
 
   static void normalise(PolicyNode& n) {
