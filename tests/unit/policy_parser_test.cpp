@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <boost/json/object.hpp>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -144,6 +146,45 @@ TEST(PolicyParser, ReadsFiles) {
   const PolicyParseResult missing = parse_policy_file(path + ".missing");
   ASSERT_EQ(missing.errors.size(), 1u);
   EXPECT_EQ(missing.errors[0].file, path + ".missing");
+}
+
+}  // namespace
+}  // namespace portcullis
+
+namespace portcullis {
+namespace {
+
+TEST(PolicyParser, EvaluationOrderIsCheapestFirstAndKeepsTheWrittenOrder) {
+  const PolicyParseResult r = parse_policy_string(R"(allow:
+  and:
+    - claim/tier: {is: gold}
+    - group: {has: a}
+    - http_method: {in: [GET, HEAD]}
+    - http_path: {starts_with: /svc/}
+    - authenticated_user: true
+)",
+                                                  "p.yaml");
+  ASSERT_TRUE(r.ok());
+  const PolicyNode& rule = r.policy->allow_rules.at(0);
+  ASSERT_EQ(rule.children.size(), 5u);
+  EXPECT_EQ(rule.children[0].field, PolicyField::kClaim);  // written order kept
+  EXPECT_EQ(rule.eval_order, (std::vector<std::uint16_t>{4, 3, 2, 1, 0}));
+
+  // The order changes the cost, never the result.
+  Identity id;
+  id.subject = "alice";
+  id.groups = {"a"};
+  id.claims = std::make_shared<const boost::json::object>(boost::json::object{{"tier", "gold"}});
+  const auto ip = boost::asio::ip::make_address("10.0.0.1");
+  for (const char* method : {"GET", "POST"}) {
+    for (const char* path : {"/svc/x", "/other"}) {
+      const RequestAttributes req{method, path, "", ip};
+      PolicyNode written = rule;
+      written.eval_order.clear();
+      EXPECT_EQ(rule.evaluate(&id, req), written.evaluate(&id, req)) << method << path;
+      EXPECT_EQ(rule.evaluate(nullptr, req), written.evaluate(nullptr, req)) << method << path;
+    }
+  }
 }
 
 }  // namespace
