@@ -12,6 +12,9 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(wrk)
+  # The fuzz test (scripts/fuzz.sh): clang 14, libFuzzer/ASan/UBSan runtimes (on bookworm in
+  # libclang-rt-14-dev, only a Recommends of clang) and llvm-symbolizer (llvm-14) for stacks.
+  packages+=(clang libclang-rt-14-dev llvm-14)
 fi
 missing=()
 for p in "${packages[@]}"; do
