@@ -213,47 +213,32 @@ TraceNode skeleton(const PolicyNode& n) {
   return t;
 }
 
-// Mirrors PolicyNode::evaluate (operators short-circuit in the same order); criteria are
-// decided by PolicyNode::evaluate itself, so the leaves cannot drift from the hot path.
+// Mirrors PolicyNode::evaluate: operators visit their children in eval_order (cheapest
+// first; written order when empty) and stop where it stops; criteria are decided by
+// PolicyNode::evaluate itself, so the leaves cannot drift from the hot path. Traces stay in
+// written order, so a child written earlier may be the one left unevaluated.
 bool walk(const PolicyNode& n, TraceNode& t, const Identity* id, const RequestAttributes& r) {
   t.evaluated = true;
-  switch (n.kind) {
-    case PolicyNode::Kind::kAnd:
-      t.matched = true;
-      for (std::size_t i = 0; i < n.children.size(); ++i) {
-        if (!walk(n.children[i], t.children[i], id, r)) {
-          t.matched = false;
-          break;
-        }
-      }
-      return t.matched;
-    case PolicyNode::Kind::kOr:
-      t.matched = false;
-      for (std::size_t i = 0; i < n.children.size(); ++i) {
-        if (walk(n.children[i], t.children[i], id, r)) {
-          t.matched = true;
-          break;
-        }
-      }
-      return t.matched;
-    case PolicyNode::Kind::kNor:
-      t.matched = true;
-      for (std::size_t i = 0; i < n.children.size(); ++i) {
-        if (walk(n.children[i], t.children[i], id, r)) {
-          t.matched = false;
-          break;
-        }
-      }
-      return t.matched;
-    case PolicyNode::Kind::kNot:
-      t.matched = !walk(n.children.front(), t.children.front(), id, r);
-      return t.matched;
-    case PolicyNode::Kind::kCriterion:
-      record_input(n, id, r, t);
-      t.matched = n.evaluate(id, r);
-      return t.matched;
+  if (n.kind == PolicyNode::Kind::kCriterion) {
+    record_input(n, id, r, t);
+    t.matched = n.evaluate(id, r);
+    return t.matched;
   }
-  return false;
+  if (n.kind == PolicyNode::Kind::kNot) {
+    t.matched = !walk(n.children.front(), t.children.front(), id, r);
+    return t.matched;
+  }
+  // and: stops at the first false child; or / nor: at the first true one.
+  const bool stop_on = n.kind != PolicyNode::Kind::kAnd;
+  t.matched = n.kind != PolicyNode::Kind::kOr;
+  for (std::size_t i = 0; i < n.children.size(); ++i) {
+    const std::size_t c = n.eval_order.empty() ? i : n.eval_order[i];
+    if (walk(n.children[c], t.children[c], id, r) == stop_on) {
+      t.matched = n.kind == PolicyNode::Kind::kOr;
+      break;
+    }
+  }
+  return t.matched;
 }
 
 std::string position(const TraceNode& t) {

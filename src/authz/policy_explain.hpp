@@ -5,6 +5,10 @@
 // expression rebuilt as text, the value it looked at, whether it matched and its source
 // position. It allocates freely; the gateway's hot path stays Policy::evaluate.
 //
+// Operators visit their children in the compiled eval_order (cheapest first) as the gateway
+// does; traces list children in written order, so which ones show as not evaluated follows
+// the gateway, not the text.
+//
 // explain_route() adds what the gateway does around the policy for one route: the
 // authentication gate (no identity on a non-public route is a 401, a missing required scope a
 // 403; the policy is then not consulted), a public route's identity being ignored, the

@@ -173,6 +173,40 @@ TEST(PolicyExplain, OperatorsShortCircuitLikeEvaluate) {
   EXPECT_EQ(rule_name(t.decision), "allow[2]");
 }
 
+TEST(PolicyExplain, ChildrenRunInTheGatewaysCheapestFirstOrder) {
+  // http_method (one compare) runs before group (a list scan) although written second.
+  auto policy = compile("allow: {and: [{group: {has: admins}}, {http_method: {is: POST}}]}");
+  const PolicyNode& and_node = policy->allow_rules[0];
+  ASSERT_EQ(and_node.eval_order, (std::vector<std::uint16_t>{1, 0}));
+  const Identity id = identity(R"({"sub": "u", "groups": ["admins"]})");
+  const PolicyTrace t = explain_policy(*policy, &id, Request{"GET", "/", "", "10.0.0.1"}.view());
+  const TraceNode& n = t.rules[0].root;
+  EXPECT_EQ(n.children[0].expression, "group: {has: admins}");  // written order kept
+  EXPECT_FALSE(n.children[0].evaluated);
+  EXPECT_TRUE(n.children[1].evaluated);
+  EXPECT_FALSE(n.children[1].matched);
+  EXPECT_FALSE(n.matched);
+
+  // A hand-built node without eval_order runs in written order, as evaluate() does.
+  PolicyNode group;
+  group.field = PolicyField::kGroup;
+  group.matcher.op = MatchOp::kHas;
+  group.matcher.values = {"nobody"};
+  PolicyNode method;
+  method.field = PolicyField::kHttpMethod;
+  method.matcher.values = {"GET"};
+  PolicyNode either;
+  either.kind = PolicyNode::Kind::kOr;
+  either.children = {method, group};
+  Policy manual;
+  manual.source = "manual";
+  manual.allow_rules = {either};
+  const PolicyTrace m = explain_policy(manual, &id, Request{}.view());
+  expect_same(m.decision, manual.evaluate(&id, Request{}.view()), "manual");
+  EXPECT_TRUE(m.rules[0].root.children[0].matched);
+  EXPECT_FALSE(m.rules[0].root.children[1].evaluated);
+}
+
 TEST(PolicyExplain, NotInvertsItsChild) {
   auto policy = compile("allow: {not: {group: {has: banned}}}");
   const Identity id = identity(R"({"sub": "u", "groups": ["a"]})");
@@ -242,7 +276,8 @@ TEST(PolicyExplain, CriteriaRecordWhatTheyLookedAt) {
   const Identity id = identity(
       R"({"sub": "alice", "email": "a@example.com", "groups": ["admins", "ops"],
           "realm_access": {"roles": ["manager"]}})");
-  // `and` stops at the absent claim: the criteria after it are not evaluated.
+  // The absent claim is the only false child; claims are evaluated last (the costliest), so
+  // every other child was evaluated first.
   const PolicyTrace t = explain_policy(*policy, &id, Request{"POST", "/x", "", "10.0.0.7"}.view());
   const auto& c = t.rules[0].root.children;
   ASSERT_EQ(c.size(), 8u);
@@ -260,10 +295,16 @@ TEST(PolicyExplain, CriteriaRecordWhatTheyLookedAt) {
   EXPECT_EQ(c[3].note, "claim absent");
   EXPECT_TRUE(c[3].evaluated);
   EXPECT_FALSE(c[3].matched);
-  for (std::size_t i = 4; i < c.size(); ++i) EXPECT_FALSE(c[i].evaluated) << i;
+  for (std::size_t i = 4; i < c.size(); ++i) {
+    EXPECT_TRUE(c[i].evaluated && c[i].matched) << c[i].expression;
+  }
+  EXPECT_EQ(c[4].input, "10.0.0.7");
+  EXPECT_EQ(c[5].input, "example.com");
+  EXPECT_EQ(c[6].input, "");  // spiffe_id: {is: ""} matches the empty id, as in evaluate()
+  EXPECT_EQ(c[7].input, true);
   EXPECT_FALSE(t.decision.allow);
 
-  // The remaining criteria, each as its own rule of an `or`.
+  // The same criteria failing, each as its own rule of an `or`.
   auto each = compile(
       "allow:\n  or:\n"
       "    - source_ip: {is: 10.0.0.0/8}\n"
