@@ -29,8 +29,11 @@ Expected<std::string_view, std::string> AssertionCache::get(
     entries_.erase(it);
   }
   std::int64_t ttl = duration_cast<seconds>(config.ttl).count();
-  if (identity->expires_at > 0) ttl = std::min(ttl, identity->expires_at - now);
-  if (ttl <= 0) return unexpected(std::string("the identity has expired"));
+  if (identity->expires_at > 0) {
+    // Never past the token's expiry; but a token the authenticator accepted within its
+    // clock_skew (exp just passed) still gets a few seconds to carry this one request.
+    ttl = std::min(ttl, std::max(identity->expires_at - now, kMinTtlSeconds));
+  }
   auto token = signer.sign(*identity, audience, config.issuer, seconds(ttl), clock_, random_);
   if (!token) return unexpected(std::move(token.error()));
   ++signatures_;

@@ -24,11 +24,16 @@ class AssertionCache {
       : clock_(clock), random_(random), capacity_(capacity) {}
 
   // The assertion for `identity` with aud = `audience`; its lifetime is the configured ttl,
-  // cut to the identity's own expiry. The view stays valid until the next get().
+  // cut to the identity's own expiry (but at least kMinTtlSeconds, or the ttl when shorter:
+  // the authenticator may accept a token within clock_skew after its exp). The view stays
+  // valid until the next get().
   Expected<std::string_view, std::string> get(const AssertionSigner& signer,
                                               const std::shared_ptr<const Identity>& identity,
                                               std::string_view audience,
                                               const AssertionConfig& config);
+
+  // The shortest lifetime an assertion gets (for tokens accepted within clock skew).
+  static constexpr std::int64_t kMinTtlSeconds = 5;
 
   std::size_t size() const { return entries_.size(); }
   std::uint64_t signatures() const { return signatures_; }  // how many were made (for tests)

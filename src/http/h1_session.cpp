@@ -354,6 +354,10 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
   if (auto why = check_request_framing(req, ex.version)) {
     co_return co_await reply(ex, 400, "bad_request", *why, false);
   }
+  if (!is_canonical_method(ctx.method)) {
+    co_return co_await reply(ex, 400, "bad_method",
+                             "the method must be upper-case letters ('-' and '_' allowed)", false);
+  }
   std::string_view target = req.target();
   std::string_view absolute_authority;
   std::string_view rest;

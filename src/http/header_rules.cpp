@@ -165,6 +165,14 @@ bool has_control_chars(std::string_view v) {
 
 }  // namespace
 
+bool is_canonical_method(std::string_view method) {
+  if (method.empty()) return false;
+  for (char c : method) {
+    if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
 void set_identity_headers(boost::beast::http::fields& h, const Identity& id,
                           std::string_view assertion) {
   // Like the assertion's sub: the client id stands in for a client-credentials caller.

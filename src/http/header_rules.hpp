@@ -18,6 +18,11 @@ namespace portcullis {
 std::optional<std::string_view> check_request_framing(const boost::beast::http::fields& h,
                                                       unsigned version);
 
+// True when `method` is upper-case letters, '-' and '_' only (what nginx accepts). Methods
+// are case-sensitive, so `delete` is not DELETE to the gateway's policy, but some upstream
+// frameworks fold case: a request whose method could mean two things is refused.
+bool is_canonical_method(std::string_view method);
+
 // True when `name` is an identity header the gateway owns: "x-portcullis-*" compared
 // case-insensitively with '_' treated as '-'.
 bool is_portcullis_header(std::string_view name);

@@ -10,9 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "core/log.hpp"
+#include "core/sha256.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -29,7 +32,8 @@ struct ConfigWatcher::Impl : std::enable_shared_from_this<Impl> {
   std::function<void()> on_change;
   std::chrono::milliseconds settle;
   std::map<int, std::string> dirs;                     // watch descriptor -> directory
-  std::map<std::string, std::set<std::string>> names;  // directory -> file names watched
+  std::vector<std::string> files;
+  std::string fingerprint;  // of the files' contents when last seen
   std::array<char, 8192> buffer{};
   bool reading = false;
   bool stopped = false;
@@ -47,22 +51,39 @@ struct ConfigWatcher::Impl : std::enable_shared_from_this<Impl> {
         });
   }
 
+  // The contents of every watched file (symlinks followed), so a change is judged by what a
+  // reload would read, not by event names: a Kubernetes ConfigMap update only renames a
+  // `..data` symlink, and editors' saves come as several events.
+  static std::string contents_fingerprint(const std::vector<std::string>& files) {
+    std::string all;
+    for (const auto& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      std::ostringstream text;
+      if (in) text << in.rdbuf();
+      all += f;
+      all += in ? '+' : '-';
+      all += sha256_hex(text.str());
+      all += '\n';
+    }
+    return all;
+  }
+
   void handle(std::size_t n) {
-    bool relevant = false;
+    bool any = false;
     for (std::size_t off = 0; off + sizeof(inotify_event) <= n;) {
       const auto* ev = reinterpret_cast<const inotify_event*>(buffer.data() + off);
       off += sizeof(inotify_event) + ev->len;
-      auto dir = dirs.find(ev->wd);
-      if (dir == dirs.end() || ev->len == 0) continue;
-      const std::string name(ev->name);
-      const auto& watched = names[dir->second];
-      if (watched.count(name)) relevant = true;
+      if (dirs.count(ev->wd)) any = true;
     }
-    if (!relevant) return;
-    // Debounce: one reload after the burst (a save is often several events).
+    if (!any) return;
+    // Debounce: look once the burst has settled, and reload only if a file really changed.
     timer.expires_after(settle);
     timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec && !self->stopped) self->on_change();
+      if (ec || self->stopped) return;
+      std::string now = contents_fingerprint(self->files);
+      if (now == self->fingerprint) return;
+      self->fingerprint = std::move(now);
+      self->on_change();
     });
   }
 };
@@ -89,15 +110,16 @@ bool ConfigWatcher::watch(const std::vector<std::string>& files) {
   }
   for (const auto& [wd, dir] : s.dirs) inotify_rm_watch(s.stream.native_handle(), wd);
   s.dirs.clear();
-  s.names.clear();
+  s.files = files;
+  s.fingerprint = Impl::contents_fingerprint(files);
   std::error_code ec;
+  std::set<std::string> directories;
   for (const auto& file : files) {
     fs::path p = fs::absolute(fs::path(file), ec);
-    if (ec) continue;
-    s.names[p.parent_path().string()].insert(p.filename().string());
+    if (!ec) directories.insert(p.parent_path().string());
   }
   bool ok = true;
-  for (const auto& [dir, unused] : s.names) {
+  for (const auto& dir : directories) {
     const int wd = inotify_add_watch(s.stream.native_handle(), dir.c_str(),
                                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
                                          IN_MOVED_FROM | IN_ATTRIB);

@@ -1,8 +1,9 @@
 #pragma once
 // ConfigWatcher: watches the files a config was built from (the config and its policy files)
 // with inotify on an Asio io_context, and calls `on_change` once a burst of changes has
-// settled (editors and `kubectl` write through temp files and renames, so the directories
-// are watched and events filtered by name). Used by the server next to SIGHUP.
+// settled and the files' contents really differ (editors write through temp files and
+// renames, Kubernetes swaps a `..data` symlink: the directories are watched and any event
+// there leads to a content comparison). Used by the server next to SIGHUP.
 //
 //   ConfigWatcher w(control, [&] { reload(); });
 //   w.watch(config->source_files);   // again after each reload: the set may change

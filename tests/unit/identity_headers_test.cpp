@@ -77,5 +77,14 @@ TEST(IdentityHeaders, ReplaceAnyValueAlreadyThere) {
   EXPECT_EQ(h["X-Portcullis-User"], "alice");
 }
 
+TEST(CanonicalMethod, UpperCaseOnly) {
+  for (const char* ok : {"GET", "DELETE", "PROPFIND", "VERSION-CONTROL", "M_SEARCH"}) {
+    EXPECT_TRUE(is_canonical_method(ok)) << ok;
+  }
+  for (const char* bad : {"", "delete", "Delete", "GET1", "G.T", "GET "}) {
+    EXPECT_FALSE(is_canonical_method(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace portcullis
