@@ -424,7 +424,7 @@ describe('policy decisions, 403 bodies, identity headers, assertion, shadow (one
     assert.equal(verifyEs256(genuine, jwks).valid, true);
   });
 
-  test('http_method is compared as sent (docs/policy.md): DELETE denied and never forwarded; lower-case `get` is not an allowed GET', async () => {
+  test('http_method: DELETE denied and never forwarded; lower-case `get` / `delete` refused with 400 before any policy (no case-folding upstream can see them)', async () => {
     const send = (method, pathname) => rawRequest(port, `${method} ${pathname} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${tokens.alice}\r\nContent-Length: 0\r\n\r\n`);
     const before = raw.lines.length;
     const denied = parseResponse(await send('DELETE', '/no-delete/item'));
@@ -432,11 +432,16 @@ describe('policy decisions, 403 bodies, identity headers, assertion, shadow (one
     assert.match(JSON.parse(denied.body).rule, /route no-delete#deny\[0\]$/);
     assert.equal(parseResponse(await send('GET', '/no-delete/item')).status, 200, 'GET is allowed');
     assert.deepEqual(raw.lines.slice(before), ['GET /no-delete/item HTTP/1.1'], 'only the GET reached the upstream');
-    // An allow list fails closed for another spelling (methods are case-sensitive).
-    const m = marker('lower-get');
-    const lower = parseResponse(await send('get', `/named/report?${m}`));
-    assert.equal(lower?.status, 403, `lower-case get on a GET/HEAD allow list: ${lower?.status}`);
-    assert.equal(upstreamHits(upstream, m), 0);
+    // Another spelling of a method could mean the upper-case one to a case-folding upstream
+    // (a deny of DELETE bypassed with `delete`): such requests are refused outright.
+    for (const method of ['get', 'delete', 'Delete']) {
+      const m = marker(`lower-${method}`);
+      const lower = parseResponse(await send(method, `/no-delete/item?${m}`));
+      assert.equal(lower?.status, 400, `${method}: ${lower?.status}`);
+      assert.equal(JSON.parse(lower.body).error, 'bad_method');
+      assert.equal(upstreamHits(upstream, m), 0);
+    }
+    assert.deepEqual(raw.lines.slice(before), ['GET /no-delete/item HTTP/1.1'], 'nothing else reached the upstream');
   });
 
   test('a token still accepted within clock_skew after its exp is not answered 500 (assertion cut to the token life)', async () => {
