@@ -74,6 +74,15 @@ class Parser {
   PolicyParseResult parse(const YAML::Node& doc) {
     auto policy = std::make_shared<Policy>();
     policy->source = label_.empty() ? source_ : label_;
+    // yaml-cpp expands aliases: `&a {not: *a}` is an infinite tree and nested aliases grow
+    // exponentially. Bound the document before anything walks it (found by the fuzzer).
+    std::size_t nodes = 0;
+    if (!within_limits(doc, 0, nodes)) {
+      error(doc, "the policy is nested deeper than " + std::to_string(kMaxDepth) +
+                     " levels or has more than " + std::to_string(kMaxNodes) +
+                     " YAML nodes (a self-referencing or nested YAML alias expands without end)");
+      return finish(nullptr);
+    }
     policy->version = sha256_hex(policy->source + '\n' + YAML::Dump(doc)).substr(0, 16);
     if (!doc.IsMap()) {
       error(doc, "a policy must be a map with `allow` and/or `deny`");
@@ -215,6 +224,26 @@ class Parser {
     if (!parse_matcher(key, value, n.matcher)) return std::nullopt;
     normalise(n);
     return n;
+  }
+
+  static constexpr int kMaxDepth = 64;
+  static constexpr std::size_t kMaxNodes = 20000;
+
+  static bool within_limits(const YAML::Node& n, int depth, std::size_t& count) {
+    if (++count > kMaxNodes || depth > kMaxDepth) return false;
+    if (n.IsMap()) {
+      for (const auto& kv : n) {
+        if (!within_limits(kv.first, depth + 1, count) ||
+            !within_limits(kv.second, depth + 1, count)) {
+          return false;
+        }
+      }
+    } else if (n.IsSequence()) {
+      for (const YAML::Node& item : n) {
+        if (!within_limits(item, depth + 1, count)) return false;
+      }
+    }
+    return true;
   }
 
   // A rough cost of evaluating a node: one string compare for scalar criteria, a scan for

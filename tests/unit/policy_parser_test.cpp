@@ -189,3 +189,34 @@ TEST(PolicyParser, EvaluationOrderIsCheapestFirstAndKeepsTheWrittenOrder) {
 
 }  // namespace
 }  // namespace portcullis
+
+namespace portcullis {
+namespace {
+
+// Found by the fuzzer: yaml-cpp expands aliases, so these were an infinite tree (stack
+// overflow) and an exponential one (3 GB from 509 bytes).
+TEST(PolicyParser, RefusesSelfReferencingAndExplodingAliases) {
+  for (const char* text : {"deny: &a {not: *a}\n", "allow: &a {and: [*a]}\n"}) {
+    const PolicyParseResult r = parse_policy_string(text, "p.yaml");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.errors.front().message.find("alias"), std::string::npos);
+  }
+  std::string bomb = "a0: &a0 {group: {has: x}}\n";
+  for (int i = 1; i <= 7; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " {or: [";
+    for (int j = 0; j < 10; ++j) bomb += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    bomb += "]}\n";
+  }
+  bomb += "allow: *a7\n";
+  const PolicyParseResult r = parse_policy_string(bomb, "p.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors.front().message.find("20000 YAML nodes"), std::string::npos);
+  // A modest alias (reuse of a small block) is still fine.
+  const PolicyParseResult ok = parse_policy_string(
+      "allow:\n  or:\n    - &readers {group: {has: readers}}\n    - and: [*readers, {http_method: {is: GET}}]\n",
+      "p.yaml");
+  EXPECT_TRUE(ok.ok());
+}
+
+}  // namespace
+}  // namespace portcullis
