@@ -281,14 +281,18 @@ export async function startGateway(options = {}) {
   }
   let exitInfo = null;
   const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
+    const done = (info) => {
+      if (exitInfo) return;
       liveChildren.delete(proc);
       if (ownsConfigDir) rmTemp(path.dirname(configPath));
-      exitInfo = { code, signal };
+      exitInfo = info;
       resolve(exitInfo);
-    });
+    };
+    proc.on('exit', (code, signal) => done({ code, signal }));
+    // A spawn that fails (e.g. ETXTBSY while the binary is being rebuilt) emits only
+    // 'error': count it as an exit, or stop() and the readiness loop would wait forever.
+    proc.on('error', (error) => done({ code: null, signal: null, error: String(error) }));
   });
-  proc.on('error', () => {});
 
   const logs = () => {
     const flush = (s) => (partial[s] ? [...out[s], partial[s]] : [...out[s]]);
@@ -350,7 +354,7 @@ export async function startGateway(options = {}) {
   const deadline = Date.now() + (options.readyTimeoutMs ?? 10_000);
   for (;;) {
     if (exitInfo) {
-      throw new Error(`gateway exited before ready (code ${exitInfo.code}, signal ${exitInfo.signal})\n${allText()}`);
+      throw new Error(`gateway exited before ready (code ${exitInfo.code}, signal ${exitInfo.signal}${exitInfo.error ? `, ${exitInfo.error}` : ''})\n${allText()}`);
     }
     try {
       const r = await httpRequest({ url: `${adminUrl}/readyz`, timeoutMs: 1000, agent: false });
