@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/audit_command.hpp"
 #include "cli/policy_commands.hpp"
 #include "cli/token_inspect.hpp"
 #include "core/config.hpp"
@@ -34,6 +35,10 @@ constexpr std::string_view kUsage =
     "  policy explain --config FILE --route NAME (--identity ID.json | --anonymous)\n"
     "                 --method M --path P [--source-ip IP] [--format text|json]\n"
     "                             show how a route's policy decides, criterion by criterion\n"
+    "  audit verify [--key PUB.pem] FILE|DIR...\n"
+    "                             check the audit log's hash chain and signed checkpoints\n"
+    "  audit export --since T --until T [--subject S] [--route R] [--decision D]\n"
+    "               [--format jsonl|csv] FILE|DIR...   records for auditors\n"
     "  token inspect [--config FILE] TOKEN\n"
     "                             decode a bearer token and verify it as the gateway would\n"
     "  version                    print the version\n"
@@ -170,6 +175,7 @@ int main(int argc, char** argv) {
     if (rest[0] == "explain") return portcullis::run_policy_explain(sub);
     return usage_error("unknown policy command '" + std::string(rest[0]) + "'", kPolicyUsage);
   }
+  if (command == "audit") return portcullis::run_audit(rest);
   if (command == "token") {
     if (rest.empty() || rest[0] != "inspect") {
       return usage_error("usage: portcullis token inspect [--config FILE] TOKEN", kUsage);

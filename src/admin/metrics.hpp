@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,10 @@ class MetricsRegistry {
 
   std::string render() const;
 
+  // Families owned elsewhere (e.g. the audit writer's counters): appended to render()'s
+  // output. Set once at start-up, before the admin server runs.
+  void set_external_renderer(std::function<void(std::string&)> renderer);
+
  private:
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<RouteMetrics>, std::less<>> routes_;
@@ -87,6 +92,7 @@ class MetricsRegistry {
     std::map<std::string, std::unique_ptr<LabeledCounter>, std::less<>> series;
   };
   std::map<std::string, Family, std::less<>> families_;
+  std::function<void(std::string&)> external_;
 };
 
 // key="value",key2="value2" with Prometheus escaping.

@@ -188,6 +188,8 @@ Expected<AuditFileSink::Recovery, AuditFileSink::Failure> AuditFileSink::recover
     if (::rename(names_.active().c_str(), names_.path_of(name).c_str()) != 0)
       return io(audit_sys_error("cannot move aside the torn file", names_.active()));
     r.torn = TornTail{name, tail.torn_offset, tail.torn.size(), sha256_hex(tail.torn)};
+    // The line the chain continues from moved with the file.
+    if (r.continued_from == basename_of(names_.active())) r.continued_from = name;
     sync_dir();
     if (auto opened = open_active(true); !opened) return io(opened.error());
     sync_dir();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/audit_config.hpp"
 #include "core/net_types.hpp"
 
 namespace portcullis {
@@ -195,6 +196,7 @@ struct Config {
   std::uint64_t default_max_body_bytes = 10ull * 1024 * 1024;
   std::string policy_dir;  // resolved directory of named policies (`policy: NAME`)
   AssertionConfig assertion;
+  std::optional<AuditConfig> audit;  // absent: no audit log (the access log still runs)
   // Every file the config was built from (the config itself, policy files): a change to any
   // of them triggers a reload when watching is on.
   std::vector<std::string> source_files;

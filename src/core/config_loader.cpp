@@ -255,6 +255,7 @@ class Loader {
   std::optional<PolicyBinding> policy_binding(const Field& f, const std::string& route_name);
   void parse_policy_dir(const Field* f);
   void parse_assertion(const Field* f);
+  void parse_audit(const Field* f);
   void check_unique_name(const Field& f, const std::string& name, std::string_view kind,
                          std::map<std::string, int>& seen);
   void check_unique_address(const Field& f, const SocketAddress& address);
@@ -487,9 +488,8 @@ void Loader::check_unique_address(const Field& f, const SocketAddress& address) 
 void Loader::parse_server(const Field* f) {
   config_.server.instance_name = "";
   if (f != nullptr) {
-    if (auto m = map_value(
-            *f, {"workers", "drain_timeout", "trusted_proxies", "instance_name", "max_body",
-                 "watch_config"})) {
+    if (auto m = map_value(*f, {"workers", "drain_timeout", "trusted_proxies", "instance_name",
+                                "max_body", "watch_config"})) {
       if (const Field* w = m->get("watch_config")) {
         if (auto v = boolean(*w)) config_.server.watch_config = *v;
       }
@@ -1157,8 +1157,8 @@ std::optional<PolicyBinding> Loader::policy_binding(const Field& f, const std::s
   }
   b.ref = *ref;
   const auto ends_with = [&](std::string_view suffix) {
-    return ref->size() >= suffix.size() && ref->compare(ref->size() - suffix.size(), suffix.size(),
-                                                        suffix) == 0;
+    return ref->size() >= suffix.size() &&
+           ref->compare(ref->size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ref->find('/') != std::string::npos || ends_with(".yaml") || ends_with(".yml")) {
     b.file = resolve(*ref);
@@ -1211,6 +1211,109 @@ void Loader::parse_policy_dir(const Field* f) {
   config_.policy_dir = resolve("policies");
   if (f == nullptr) return;
   if (auto s = nonempty_string(*f)) config_.policy_dir = resolve(*s);
+}
+
+// audit: {file: {path, max_bytes, max_age, keep, fsync, fsync_interval}, stdout, redis:
+// {address, stream, maxlen}, on_failure, queue, checkpoint: {every, interval}, key_file}
+void Loader::parse_audit(const Field* f) {
+  if (f == nullptr) return;
+  auto m =
+      map_value(*f, {"file", "stdout", "redis", "on_failure", "queue", "checkpoint", "key_file"});
+  if (!m) return;
+  AuditConfig a;
+  if (const Field* file = m->get("file")) {
+    if (auto fm =
+            map_value(*file, {"path", "max_bytes", "max_age", "keep", "fsync", "fsync_interval"})) {
+      if (const Field* p = require(*fm, "path", "e.g. /var/log/portcullis/audit.jsonl")) {
+        // The file (and its directory) may not exist yet: the writer creates the file, and an
+        // unwritable place is a runtime condition (503 with on_failure: deny), not a config error.
+        if (auto s = nonempty_string(*p)) a.file_path = resolve(*s);
+      }
+      if (const Field* b = fm->get("max_bytes")) {
+        if (auto v = size(*b)) {
+          if (*v < 4096) {
+            value_error(*b, "must be at least 4KiB");
+          } else {
+            a.max_bytes = *v;
+          }
+        }
+      }
+      if (const Field* d = fm->get("max_age")) {
+        if (auto v = duration(*d, false)) {
+          a.max_age = std::chrono::duration_cast<std::chrono::seconds>(*v);
+        }
+      }
+      if (const Field* k = fm->get("keep")) {
+        if (auto v = integer(*k, 0, 100000)) a.keep = static_cast<unsigned>(*v);
+      }
+      if (const Field* y = fm->get("fsync")) {
+        if (auto s = scalar(*y, "always, interval or never")) {
+          if (*s == "always") {
+            a.fsync = AuditConfig::Fsync::always;
+          } else if (*s == "interval") {
+            a.fsync = AuditConfig::Fsync::interval;
+          } else if (*s == "never") {
+            a.fsync = AuditConfig::Fsync::never;
+          } else {
+            value_error(*y, "expected always, interval or never");
+          }
+        }
+      }
+      if (const Field* i = fm->get("fsync_interval")) {
+        if (auto v = duration(*i, true)) a.fsync_interval = *v;
+      }
+    }
+  }
+  if (const Field* o = m->get("stdout")) {
+    if (auto v = boolean(*o)) a.stdout_sink = *v;
+  }
+  if (const Field* r = m->get("redis")) {
+    if (auto rm = map_value(*r, {"address", "stream", "maxlen"})) {
+      if (const Field* ad = require(*rm, "address", "e.g. 127.0.0.1:6379")) {
+        if (auto addr = address(*ad, true)) a.redis_address = addr->to_string();
+      }
+      if (const Field* st = rm->get("stream")) {
+        if (auto s = nonempty_string(*st)) a.redis_stream = *s;
+      }
+      if (const Field* ml = rm->get("maxlen")) {
+        if (auto v = integer(*ml, 1, 1'000'000'000))
+          a.redis_maxlen = static_cast<std::uint64_t>(*v);
+      }
+    }
+  }
+  if (const Field* o = m->get("on_failure")) {
+    if (auto s = scalar(*o, "deny or allow")) {
+      if (*s == "deny") {
+        a.on_failure = AuditConfig::OnFailure::deny;
+      } else if (*s == "allow") {
+        a.on_failure = AuditConfig::OnFailure::allow;
+      } else {
+        value_error(*o, "expected deny (answer 503 when a request cannot be audited) or allow");
+      }
+    }
+  }
+  if (const Field* q = m->get("queue")) {
+    if (auto v = integer(*q, 16, 16'777'216)) a.queue_capacity = static_cast<std::size_t>(*v);
+  }
+  if (const Field* c = m->get("checkpoint")) {
+    if (auto cm = map_value(*c, {"every", "interval"})) {
+      if (const Field* e = cm->get("every")) {
+        if (auto v = integer(*e, 0, 100'000'000)) a.checkpoint_every = static_cast<unsigned>(*v);
+      }
+      if (const Field* i = cm->get("interval")) {
+        if (auto v = duration(*i, false)) {
+          a.checkpoint_interval = std::chrono::duration_cast<std::chrono::seconds>(*v);
+        }
+      }
+    }
+  }
+  if (const Field* k = m->get("key_file")) {
+    if (auto s = nonempty_string(*k)) a.key_file = resolve(*s);
+  }
+  if (a.file_path.empty() && !a.stdout_sink) {
+    error(f->key_node, "audit: needs a sink: file.path and/or stdout: true");
+  }
+  config_.audit = std::move(a);
 }
 
 void Loader::parse_assertion(const Field* f) {
@@ -1324,10 +1427,11 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
   config_.source_files.push_back(source_);
   auto root = check_map(docs[0], "",
                         {"server", "access_log", "listeners", "admin", "identity_providers",
-                         "upstreams", "routes", "policy_dir", "assertion"});
+                         "upstreams", "routes", "policy_dir", "assertion", "audit"});
   if (root) {
     parse_policy_dir(root->get("policy_dir"));
     parse_assertion(root->get("assertion"));
+    parse_audit(root->get("audit"));
     parse_server(root->get("server"));
     parse_access_log(root->get("access_log"));
     parse_listeners(*root);

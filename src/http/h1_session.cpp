@@ -26,6 +26,8 @@
 #include <array>
 #include <optional>
 
+#include "audit/audit_event.hpp"
+#include "audit/audit_log.hpp"
 #include "authz/assertion_signer.hpp"
 #include "core/log.hpp"
 #include "http/header_rules.hpp"
@@ -107,6 +109,7 @@ struct Exchange {
   unsigned version = 11;
   bool client_keep_alive = true;
   bool head = false;
+  bool finished = false;  // finish() ran: metrics, access log and audit record written once
 };
 
 template <class Stream>
@@ -328,6 +331,18 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
   Exchange ex;
   ex.runtime = worker_.runtime();
   auto& ctx = ex.ctx;
+  // Every request is recorded exactly once, also when a path below ends it without an
+  // answer (the client went away): finish() is idempotent, this catches the rest.
+  struct FinishOnExit {
+    H1Session* self;
+    Exchange& ex;
+    ~FinishOnExit() {
+      if (ex.finished) return;
+      if (ex.ctx.status == 0) ex.ctx.status = 499;
+      if (ex.ctx.error_code.empty()) ex.ctx.error_code = "client_aborted";
+      self->finish(ex);
+    }
+  } finish_on_exit{this, ex};
   ctx.started = std::chrono::steady_clock::now();
   ctx.listener = listener_->config.name;
   ctx.tls = listener_->tls != nullptr;
@@ -406,6 +421,10 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
                                   worker_.token_cache());
   }
   if (!local) local = authorize(*ex.runtime, ctx);
+  // With audit.on_failure: deny, nothing reaches an upstream unless it can be audited.
+  if (!local && worker_.audit() && worker_.audit_deny() && !worker_.audit()->accepting()) {
+    local = LocalReply{503, "audit_unavailable", "the audit log cannot record this request", {}};
+  }
   if (local) {
     // A body we will not read makes the connection unusable for another request.
     co_return co_await reply(ex, local.status, local.error, local.message,
@@ -692,9 +711,9 @@ asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
     res.set(http::field::www_authenticate, local->www_authenticate);
   }
   if (!ex.head) {
-    res.body() = local ? error_body(status, error, message, ex.ctx.request_id, local->reason,
-                                    local->rule)
-                       : error_body(status, error, message, ex.ctx.request_id);
+    res.body() =
+        local ? error_body(status, error, message, ex.ctx.request_id, local->reason, local->rule)
+              : error_body(status, error, message, ex.ctx.request_id);
   }
   res.prepare_payload();
   res.keep_alive(keep_alive);
@@ -755,14 +774,18 @@ asio::awaitable<void> H1Session<Stream>::reply_bare(unsigned status, std::string
 
 template <class Stream>
 void H1Session<Stream>::finish(Exchange& ex) {
+  if (ex.finished) return;
+  ex.finished = true;
   auto& ctx = ex.ctx;
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
   RouteMetrics* m = ctx.route_metrics ? ctx.route_metrics : ex.runtime->unmatched_metrics;
   m->record(ctx.status, seconds);
+  const auto now = std::chrono::system_clock::now();
   if (auto* log = worker_.access_logger()) {
-    log->log(spdlog::level::info, "{}", access_log_line(ctx, std::chrono::system_clock::now()));
+    log->log(spdlog::level::info, "{}", access_log_line(ctx, now));
   }
+  if (AuditWriter* audit = worker_.audit()) audit->submit(audit_event_body(audit_event(ctx, now)));
 }
 
 }  // namespace

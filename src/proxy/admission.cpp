@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <ctime>
 
+#include "audit/audit_event.hpp"
 #include "authn/authenticator.hpp"
+#include "authn/identity.hpp"
 #include "core/log.hpp"
 
 namespace portcullis {
@@ -31,8 +33,7 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   switch (route.auth) {
     case AuthMode::public_access:
     case AuthMode::bearer:
-      ctx.decision = "pending";  // decided by authenticate() and authorize()
-      break;
+      break;  // decided by authenticate() and authorize(); "none" until then
     default:
       // The config loader refuses other modes in this build; deny by default regardless.
       ctx.decision = "deny";
@@ -144,6 +145,44 @@ std::string error_body(unsigned status, std::string_view error, std::string_view
   }
   out += "}\n";
   return out;
+}
+
+AuditEvent audit_event(const RequestContext& ctx, std::chrono::system_clock::time_point now) {
+  AuditEvent e;
+  e.time = now;
+  e.request_id = ctx.request_id;
+  if (ctx.traceparent.size() == 55) e.trace_id = ctx.traceparent.substr(3, 32);
+  e.listener = std::string(ctx.listener);
+  if (ctx.route) e.route = ctx.route->name;
+  e.method = ctx.method;
+  e.authority = ctx.authority;
+  e.path = ctx.path;
+  e.source = ctx.peer.to_string();
+  e.source_port = ctx.peer_port;
+  if (const Identity* id = ctx.identity.get()) {
+    e.subject = id->subject;
+    e.email = id->email;
+    e.issuer = id->issuer;
+    e.client_id = id->client_id;
+    e.groups = id->groups;
+  }
+  e.decision = std::string(ctx.decision);
+  e.rule = decision_rule(ctx.policy_decision);
+  e.reason = std::string(ctx.decision_reason);
+  if (ctx.shadow_decision) {
+    e.shadow_decision = ctx.shadow_decision->allow ? "allow" : "deny";
+    e.shadow_rule = decision_rule(*ctx.shadow_decision);
+  }
+  if (ctx.upstream) e.upstream = ctx.upstream->name;
+  e.upstream_address = ctx.upstream_address;
+  e.status = ctx.status;
+  e.error = std::string(ctx.error_code);
+  e.bytes_in = ctx.bytes_in;
+  e.bytes_out = ctx.bytes_out;
+  e.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - ctx.started);
+  e.completed = !ctx.error_code.starts_with("client_aborted") && ctx.status != 499;
+  return e;
 }
 
 std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now) {

@@ -52,6 +52,11 @@ std::string error_body(unsigned status, std::string_view error, std::string_view
                        std::string_view request_id, std::string_view reason = {},
                        std::string_view rule = {});
 
+struct AuditEvent;
+
+// The audit record of a finished request (no secrets: the type has no field for them).
+AuditEvent audit_event(const RequestContext& ctx, std::chrono::system_clock::time_point now);
+
 // One JSON access-log line for a finished request.
 std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now);
 

@@ -5,10 +5,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
 #include "admin/admin_server.hpp"
+#include "audit/audit_log.hpp"
+#include "audit/audit_metrics.hpp"
 #include "authn/authn_services.hpp"
 #include "authz/assertion_keys.hpp"
 #include "core/config.hpp"
@@ -36,6 +40,7 @@ struct Server::Impl {
   std::atomic<bool> ready{false};
   AuthnServices authn{control.get_executor(), SystemClock::instance()};
   AssertionKeys assertion_keys;
+  std::unique_ptr<AuditWriter> audit;  // process-wide; audit config changes need a restart
   ConfigWatcher watcher{control.get_executor(), [this] {
                           app_log()->info("a config or policy file changed: reloading");
                           reload();
@@ -74,6 +79,11 @@ struct Server::Impl {
     }
     if (listeners_changed) {
       app_log()->warn("listener changes take effect on restart; the running listeners are kept");
+    }
+    if (result.config->audit.has_value() != current->audit.has_value() ||
+        (current->audit && (result.config->audit->file_path != current->audit->file_path ||
+                            result.config->audit->key_file != current->audit->key_file))) {
+      app_log()->warn("audit changes take effect on restart; the running audit log is kept");
     }
     ++generation;
     try {
@@ -120,6 +130,7 @@ struct Server::Impl {
       for (auto& w : workers) w->stop();
       if (admin) admin->stop();
       authn.stop();
+      if (audit) audit->close();  // after the workers: their last records are queued
       watcher.stop();
       signals.cancel();
       control.stop();
@@ -155,10 +166,33 @@ int Server::run() {
     lr->metrics = &MetricsRegistry::instance().listener(l.name);
     s.listeners.push_back(std::move(lr));
   }
+  if (config->audit) {
+    std::string instance = config->server.instance_name;
+    if (instance.empty()) {
+      char host[256] = {};
+      instance = ::gethostname(host, sizeof host - 1) == 0 ? host : "portcullis";
+    }
+    auto opened = AuditWriter::open(*config->audit, instance, SystemClock::instance());
+    if (!opened) throw std::runtime_error("audit log: " + opened.error());
+    s.audit = std::move(*opened);
+    AuditWriter* audit = s.audit.get();
+    MetricsRegistry::instance().set_external_renderer(
+        [audit](std::string& out) { render_audit_metrics(audit->stats(), out); });
+    if (!audit->accepting()) {
+      app_log()->error("audit log not writable yet ({}); {}",
+                       escape_for_log(audit->stats().last_error),
+                       config->audit->on_failure == AuditConfig::OnFailure::deny
+                           ? "requests are answered 503 until it is"
+                           : "requests are served unaudited (on_failure: allow)");
+    }
+  }
+  const bool audit_deny =
+      !config->audit || config->audit->on_failure == AuditConfig::OnFailure::deny;
   unsigned workers = config->server.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < workers; ++i) {
-    s.workers.push_back(std::make_unique<Worker>(i, s.runtimes, s.listeners));
+    s.workers.push_back(
+        std::make_unique<Worker>(i, s.runtimes, s.listeners, s.audit.get(), audit_deny));
     s.workers.back()->open_listeners();
   }
   if (config->admin.address) {
@@ -183,6 +217,7 @@ int Server::run() {
   s.control.run();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
+  if (s.audit) s.audit->close();
   app_log()->info("stopped");
   return 0;
 }

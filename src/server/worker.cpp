@@ -27,13 +27,16 @@ struct Worker::Acceptor {
 };
 
 Worker::Worker(unsigned id, RuntimeHolder& runtimes,
-               const std::vector<std::shared_ptr<ListenerRuntime>>& listeners)
+               const std::vector<std::shared_ptr<ListenerRuntime>>& listeners,
+               AuditWriter* audit, bool audit_deny)
     : id_(id),
       runtimes_(runtimes),
       runtime_(runtimes.current()),
       listeners_(listeners),
       pool_(io_, SystemClock::instance()),
-      access_log_(access_log()) {}
+      access_log_(access_log()),
+      audit_(audit),
+      audit_deny_(audit_deny) {}
 
 Worker::~Worker() = default;
 

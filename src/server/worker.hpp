@@ -24,6 +24,8 @@ class logger;
 
 namespace portcullis {
 
+class AuditWriter;
+
 // What a listener needs at run time; shared by all workers.
 struct ListenerRuntime {
   ListenerConfig config;
@@ -40,8 +42,11 @@ class DownstreamConnection {
 
 class Worker {
  public:
+  // `audit` (may be null) outlives the worker; `audit_deny` makes requests it cannot
+  // accept answer 503 (audit.on_failure: deny).
   Worker(unsigned id, RuntimeHolder& runtimes,
-         const std::vector<std::shared_ptr<ListenerRuntime>>& listeners);
+         const std::vector<std::shared_ptr<ListenerRuntime>>& listeners,
+         AuditWriter* audit = nullptr, bool audit_deny = true);
   ~Worker();
 
   // Opens this worker's acceptors (throws std::system_error when an address cannot be bound).
@@ -55,6 +60,8 @@ class Worker {
   RandomSource& random() { return random_; }
   TokenCache& token_cache() { return token_cache_; }
   AssertionCache& assertions() { return assertions_; }
+  AuditWriter* audit() const { return audit_; }
+  bool audit_deny() const { return audit_deny_; }
   spdlog::logger* access_logger() const { return access_log_.get(); }
   const std::shared_ptr<const Runtime>& runtime();  // current snapshot (refreshed on reload)
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
@@ -82,6 +89,8 @@ class Worker {
   TokenCache token_cache_;
   AssertionCache assertions_{SystemClock::instance(), random_};
   std::shared_ptr<spdlog::logger> access_log_;
+  AuditWriter* audit_ = nullptr;
+  bool audit_deny_ = true;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};
   std::set<DownstreamConnection*> connections_;

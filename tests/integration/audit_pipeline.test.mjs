@@ -340,12 +340,15 @@ describe('one gateway, every kind of request, a clean stop', { timeout: 60_000 }
     assert.equal(independent.requests, sent.length);
   });
 
-  test('a request refused by authentication (401) is recorded with decision "none", as docs/audit-format.md says', () => {
-    // docs/audit-format.md, `request` members: decision is "allow, deny, or none (refused
-    // before a decision, e.g. 401, 404)".
+  test('a request refused by authentication (401) is recorded as a deny with its reason (docs/audit-format.md)', () => {
+    // docs/audit-format.md: decision is `deny` by the policy or by authentication (401/403,
+    // with the reason); `none` only for requests refused before any decision.
     for (const s of sent.filter((x) => x.kind === 'unauthenticated')) {
       const rec = recordOf(s);
-      assert.equal(rec.decision, 'none', `401 ${s.id}: decision ${JSON.stringify(rec.decision)} (reason ${JSON.stringify(rec.reason)}); the format document says a 401 is recorded as "none"`);
+      assert.equal(rec.decision, 'deny', `401 ${s.id}: decision ${JSON.stringify(rec.decision)}`);
+      // No token, or a garbage one: the authenticator's reasons for those two.
+      assert.match(rec.reason, /^(missing_token|malformed)$/, `401 ${s.id}: reason ${JSON.stringify(rec.reason)}`);
+      assert.equal(rec.rule, '', 'no policy rule decided it');
     }
   });
 });
@@ -730,7 +733,9 @@ describe('rotation through the gateway', { timeout: 60_000 }, () => {
   test('a large keep → every file remains; seq runs on across them; verify over all of them exits 0 with every request', async () => {
     const { key, auditDir, ids, metrics } = await run(1000, 40);
     const { files, rotated, chain } = checkRotatedFiles(auditDir);
-    assert.equal(rotated.length, metrics.rotations, `files: ${files.map((f) => path.basename(f))}`);
+    // The metrics were read before the stop; the shutdown checkpoint can still rotate once.
+    assert.ok(rotated.length >= metrics.rotations && rotated.length <= metrics.rotations + 1,
+      `${rotated.length} rotated vs ${metrics.rotations} rotations; files: ${files.map((f) => path.basename(f))}`);
     assert.ok(rotated.length >= 4, `${rotated.length} rotated files`);
     assert.equal(chain.lines[0].rec.type, 'genesis');
     const seqs = chain.lines.map((l) => l.rec.seq);
