@@ -785,7 +785,11 @@ void H1Session<Stream>::finish(Exchange& ex) {
   if (auto* log = worker_.access_logger()) {
     log->log(spdlog::level::info, "{}", access_log_line(ctx, now));
   }
-  if (AuditWriter* audit = worker_.audit()) audit->submit(audit_event_body(audit_event(ctx, now)));
+  if (AuditWriter* audit = worker_.audit()) {
+    thread_local AuditEvent event;  // reused: its strings keep their capacity
+    fill_audit_event(ctx, now, event);
+    audit->submit(audit_event_body(event));
+  }
 }
 
 }  // namespace

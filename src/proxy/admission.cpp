@@ -147,42 +147,51 @@ std::string error_body(unsigned status, std::string_view error, std::string_view
   return out;
 }
 
-AuditEvent audit_event(const RequestContext& ctx, std::chrono::system_clock::time_point now) {
-  AuditEvent e;
+void fill_audit_event(const RequestContext& ctx, std::chrono::system_clock::time_point now,
+                      AuditEvent& e) {
+  const Identity* id = ctx.identity.get();
+  const auto set = [](std::string& out, std::string_view v) { out.assign(v.data(), v.size()); };
   e.time = now;
-  e.request_id = ctx.request_id;
-  if (ctx.traceparent.size() == 55) e.trace_id = ctx.traceparent.substr(3, 32);
-  e.listener = std::string(ctx.listener);
-  if (ctx.route) e.route = ctx.route->name;
-  e.method = ctx.method;
-  e.authority = ctx.authority;
-  e.path = ctx.path;
-  e.source = ctx.peer.to_string();
+  set(e.request_id, ctx.request_id);
+  set(e.trace_id, ctx.traceparent.size() == 55 ? std::string_view(ctx.traceparent).substr(3, 32)
+                                                : std::string_view{});
+  set(e.listener, ctx.listener);
+  set(e.route, ctx.route ? std::string_view(ctx.route->name) : std::string_view{});
+  set(e.method, ctx.method);
+  set(e.authority, ctx.authority);
+  set(e.path, ctx.path);
+  e.grpc_method.clear();
+  e.source = ctx.peer.to_string();  // fits the short-string buffer for IPv4
   e.source_port = ctx.peer_port;
-  if (const Identity* id = ctx.identity.get()) {
-    e.subject = id->subject;
-    e.email = id->email;
-    e.issuer = id->issuer;
-    e.client_id = id->client_id;
-    e.groups = id->groups;
+  set(e.subject, id ? std::string_view(id->subject) : std::string_view{});
+  set(e.email, id ? std::string_view(id->email) : std::string_view{});
+  set(e.issuer, id ? std::string_view(id->issuer) : std::string_view{});
+  set(e.client_id, id ? std::string_view(id->client_id) : std::string_view{});
+  if (id) {
+    e.groups.assign(id->groups.begin(), id->groups.end());
+  } else {
+    e.groups.clear();
   }
-  e.decision = std::string(ctx.decision);
+  set(e.decision, ctx.decision);
   e.rule = decision_rule(ctx.policy_decision);
-  e.reason = std::string(ctx.decision_reason);
+  set(e.reason, ctx.decision_reason);
   if (ctx.shadow_decision) {
-    e.shadow_decision = ctx.shadow_decision->allow ? "allow" : "deny";
+    set(e.shadow_decision, ctx.shadow_decision->allow ? "allow" : "deny");
     e.shadow_rule = decision_rule(*ctx.shadow_decision);
+  } else {
+    e.shadow_decision.clear();
+    e.shadow_rule.clear();
   }
-  if (ctx.upstream) e.upstream = ctx.upstream->name;
-  e.upstream_address = ctx.upstream_address;
+  set(e.cache, "none");
+  set(e.upstream, ctx.upstream ? std::string_view(ctx.upstream->name) : std::string_view{});
+  set(e.upstream_address, ctx.upstream_address);
   e.status = ctx.status;
-  e.error = std::string(ctx.error_code);
+  set(e.error, ctx.error_code);
   e.bytes_in = ctx.bytes_in;
   e.bytes_out = ctx.bytes_out;
   e.duration = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - ctx.started);
   e.completed = !ctx.error_code.starts_with("client_aborted") && ctx.status != 499;
-  return e;
 }
 
 std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now) {

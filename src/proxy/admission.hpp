@@ -54,8 +54,10 @@ std::string error_body(unsigned status, std::string_view error, std::string_view
 
 struct AuditEvent;
 
-// The audit record of a finished request (no secrets: the type has no field for them).
-AuditEvent audit_event(const RequestContext& ctx, std::chrono::system_clock::time_point now);
+// Fills the audit record of a finished request (no secrets: the type has no field for them).
+// Reusing one AuditEvent per worker keeps its strings' capacity: no allocation per request.
+void fill_audit_event(const RequestContext& ctx, std::chrono::system_clock::time_point now,
+                      AuditEvent& e);
 
 // One JSON access-log line for a finished request.
 std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock::time_point now);
