@@ -5,6 +5,11 @@
 // route uses; and, given access-log / audit records, the grants nobody used (least
 // privilege). Every check is sound: a finding is only reported when it is certain. Findings
 // are values; nothing throws.
+//
+//   for (const LintFinding& f : lint_config(config)) std::cout << f.to_string() << "\n";
+//
+// The rule reasoning is in authz/policy_rule_analysis.hpp; the records for the least-privilege
+// report are read by authz/lint_audit_reader.hpp.
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -31,34 +36,10 @@ struct LintFinding {
   std::string to_string() const;  // "FILE:LINE:COLUMN: SEVERITY: [code] message"
 };
 
-// One access-log / audit record, as far as the least-privilege report reads it.
-struct AuditRecord {
-  std::string route;
-  bool allowed = false;  // "decision": "allow"
-  std::string subject;
-  std::string email;  // lower-cased
-  std::vector<std::string> groups;
-  bool has_email = false;  // the record carried the field at all
-  bool has_groups = false;
-  std::string time;  // as written (ISO 8601); epoch seconds are converted to ISO 8601 UTC
-};
-
-// Records read from JSON-lines files, with the problems met while reading them.
-struct AuditLog {
-  std::vector<AuditRecord> records;
-  std::vector<LintFinding> problems;  // unreadable files (error), unparsable lines (warning)
-  std::vector<std::string> files;     // in the order given
-  std::string first_time;             // the audit window; "" when no record had a time
-  std::string last_time;
-
-  // One object per line (access-log lines, or audit-log lines of type "request"; the audit
-  // log's other records are skipped); blank lines are ignored.
-  void add_text(std::string_view text, const std::string& file);
-  void add_file(const std::string& path);
-};
+struct LintAuditRecords;  // access-log / audit records: authz/lint_audit_reader.hpp
 
 struct LintOptions {
-  const AuditLog* audit = nullptr;  // set: also report grants that made no allowed call
+  const LintAuditRecords* audit = nullptr;  // set: also report grants with no allowed call
 };
 
 // Every finding for the config, sorted by file, line and column (config file first).

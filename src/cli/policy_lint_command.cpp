@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "authz/lint_audit_reader.hpp"
 #include "authz/policy_lint.hpp"
 #include "cli/policy_commands.hpp"
 #include "core/config_loader.hpp"
@@ -150,7 +151,7 @@ int run_policy_lint(const std::vector<std::string_view>& args) {
     return 1;
   }
 
-  AuditLog audit;
+  LintAuditRecords audit;
   LintOptions options;
   if (!a.audit.empty()) {
     for (const std::string& file : a.audit) audit.add_file(file);

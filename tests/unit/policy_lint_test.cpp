@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "authz/lint_audit_reader.hpp"
 #include "authz/policy_parser.hpp"
 #include "core/config_loader.hpp"
 
@@ -75,7 +76,8 @@ class PolicyLintConfig : public ::testing::Test {
   }
 
   // Writes kHead + routes to config() and lints it; the test fails when it does not load.
-  std::vector<LintFinding> lint_routes(const std::string& routes, const AuditLog* audit = nullptr) {
+  std::vector<LintFinding> lint_routes(const std::string& routes,
+                                       const LintAuditRecords* audit = nullptr) {
     write_file(config(), std::string(kHead) + routes);
     const ConfigLoadResult r = load_config_file(config());
     EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
@@ -470,7 +472,7 @@ TEST_F(PolicyLintConfig, PolicyFilesNoRouteUses) {
 }
 
 TEST(PolicyLintAudit, ReadsJsonLines) {
-  AuditLog log;
+  LintAuditRecords log;
   log.add_text(
       "{\"time\":\"2024-05-02T00:00:00Z\",\"route\":\"r\",\"decision\":\"allow\","
       "\"subject\":\"alice\",\"email\":\"Alice@Example.com\",\"groups\":[\"a\",1,\"b\"]}\n"
@@ -508,7 +510,7 @@ TEST(PolicyLintAudit, ReadsJsonLines) {
 }
 
 TEST(PolicyLintAudit, SkipsTheAuditLogsOwnRecords) {
-  AuditLog log;
+  LintAuditRecords log;
   log.add_text(
       "{\"seq\":0,\"prev\":\"00\",\"type\":\"genesis\",\"time\":\"2024-01-01T00:00:00Z\"}\n"
       "{\"seq\":1,\"prev\":\"ab\",\"type\":\"request\",\"time\":\"2024-05-01T00:00:00Z\","
@@ -524,7 +526,7 @@ TEST(PolicyLintAudit, SkipsTheAuditLogsOwnRecords) {
 }
 
 TEST(PolicyLintAudit, UnreadableFileIsAnError) {
-  AuditLog log;
+  LintAuditRecords log;
   log.add_file("/nonexistent/portcullis-audit.jsonl");
   ASSERT_EQ(log.problems.size(), 1u);
   EXPECT_EQ(log.problems[0].severity, LintSeverity::error);
@@ -552,7 +554,7 @@ constexpr const char* kGrantRoutes =
     "    policy: {allow: {source_ip: {is: 10.0.0.0/8}}}\n";
 
 TEST_F(PolicyLintConfig, UnusedGrantsInTheAuditWindow) {
-  AuditLog log;
+  LintAuditRecords log;
   log.add_text(
       "{\"time\":\"2024-05-01T10:00:00Z\",\"route\":\"api\",\"decision\":\"allow\","
       "\"subject\":\"alice\",\"email\":\"alice@example.com\",\"groups\":[\"ops\"]}\n"
@@ -578,7 +580,7 @@ TEST_F(PolicyLintConfig, UnusedGrantsInTheAuditWindow) {
 }
 
 TEST_F(PolicyLintConfig, GrantsOfFieldsTheRecordsLackAreNotJudged) {
-  AuditLog log;
+  LintAuditRecords log;
   log.add_text(
       "{\"time\":\"2024-05-01T10:00:00Z\",\"route\":\"api\",\"decision\":\"allow\","
       "\"subject\":\"alice\"}\n",
@@ -598,7 +600,7 @@ TEST(PolicyLint, RiskyFixtureReportsEachProblem) {
   const fs::path dir = kFixtures / "risky";
   const ConfigLoadResult r = load_config_file((dir / "portcullis.yaml").string());
   ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
-  AuditLog log;
+  LintAuditRecords log;
   log.add_file((dir / "audit.jsonl").string());
   LintOptions options;
   options.audit = &log;
