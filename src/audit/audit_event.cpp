@@ -57,9 +57,13 @@ std::string audit_event_body(const AuditEvent& e) {
   number("bytes_in", e.bytes_in);
   number("bytes_out", e.bytes_out);
   const long long us = e.duration.count() < 0 ? 0 : static_cast<long long>(e.duration.count());
-  char dur[40];
-  std::snprintf(dur, sizeof dur, ",\"duration_ms\":%lld.%03lld", us / 1000, us % 1000);
-  out += dur;
+  out += ",\"duration_ms\":";
+  out += std::to_string(us / 1000);
+  const long long frac = us % 1000;
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + frac / 100));
+  out.push_back(static_cast<char>('0' + frac / 10 % 10));
+  out.push_back(static_cast<char>('0' + frac % 10));
   out += e.completed ? ",\"completed\":true" : ",\"completed\":false";
   return out;
 }

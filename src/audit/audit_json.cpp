@@ -60,6 +60,18 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 void append_audit_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (std::size_t i = 0; i < s.size();) {
+    // Fast path: a run of printable ASCII that needs no escape is copied in one go.
+    std::size_t run = i;
+    while (run < s.size()) {
+      const unsigned char r = static_cast<unsigned char>(s[run]);
+      if (r < 0x20 || r >= 0x7F || r == '"' || r == '\\') break;
+      ++run;
+    }
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      continue;
+    }
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c < 0x7F) {
       if (c == '"' || c == '\\') out.push_back('\\');
@@ -113,12 +125,26 @@ void append_audit_time(std::string& out, std::chrono::system_clock::time_point t
   const auto day = floor<days>(us);
   const year_month_day ymd{day};
   const hh_mm_ss hms{us - day};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", int(ymd.year()),
-                unsigned(ymd.month()), unsigned(ymd.day()), int(hms.hours().count()),
-                int(hms.minutes().count()), int(hms.seconds().count()),
-                static_cast<long long>(hms.subseconds().count()));
-  out += buf;
+  // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" by hand: this runs once per request on a worker.
+  char buf[27];
+  const auto digits = [&](int at, long long v, int n) {
+    for (int k = n - 1; k >= 0; --k, v /= 10) buf[at + k] = static_cast<char>('0' + v % 10);
+  };
+  digits(0, int(ymd.year()), 4);
+  buf[4] = '-';
+  digits(5, unsigned(ymd.month()), 2);
+  buf[7] = '-';
+  digits(8, unsigned(ymd.day()), 2);
+  buf[10] = 'T';
+  digits(11, hms.hours().count(), 2);
+  buf[13] = ':';
+  digits(14, hms.minutes().count(), 2);
+  buf[16] = ':';
+  digits(17, hms.seconds().count(), 2);
+  buf[19] = '.';
+  digits(20, hms.subseconds().count(), 6);
+  buf[26] = 'Z';
+  out.append(buf, sizeof buf);
 }
 
 std::string format_audit_time(std::chrono::system_clock::time_point t) {
