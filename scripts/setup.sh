@@ -15,6 +15,9 @@ if [[ "${1:-}" == "--test" ]]; then
   # The fuzz test (scripts/fuzz.sh): clang 14, libFuzzer/ASan/UBSan runtimes (on bookworm in
   # libclang-rt-14-dev, only a Recommends of clang) and llvm-symbolizer (llvm-14) for stacks.
   packages+=(clang libclang-rt-14-dev llvm-14)
+  # The Redis audit stream sink test (tests/integration/audit_redis.test.mjs) starts its own
+  # redis-server on a free port; redis-server depends on redis-tools (redis-cli).
+  packages+=(redis-server)
 fi
 missing=()
 for p in "${packages[@]}"; do
