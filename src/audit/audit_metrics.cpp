@@ -39,7 +39,7 @@ void render_audit_metrics(const AuditStats& s, std::string& out) {
          s.fsyncs);
   family(out, "portcullis_audit_sink_ok", "gauge",
          "1 when the primary audit sink is writable, else 0.", s.primary_ok ? 1 : 0);
-  out += "# HELP portcullis_audit_shipped_total Lines copied to secondary audit sinks.\n";
+  out += "# HELP portcullis_audit_shipped_total Lines copied to secondary audit sinks (error: failed sends, retried).\n";
   out += "# TYPE portcullis_audit_shipped_total counter\n";
   out += "portcullis_audit_shipped_total{sink=\"stdout\",result=\"ok\"} " +
          std::to_string(s.stdout_lines) + "\n";
@@ -49,6 +49,10 @@ void render_audit_metrics(const AuditStats& s, std::string& out) {
          std::to_string(s.redis_lines) + "\n";
   out += "portcullis_audit_shipped_total{sink=\"redis\",result=\"dropped\"} " +
          std::to_string(s.redis_dropped) + "\n";
+  out += "portcullis_audit_shipped_total{sink=\"stdout\",result=\"error\"} " +
+         std::to_string(s.stdout_errors) + "\n";
+  out += "portcullis_audit_shipped_total{sink=\"redis\",result=\"error\"} " +
+         std::to_string(s.redis_errors) + "\n";
   family(out, "portcullis_audit_redis_connected", "gauge",
          "1 when the Redis audit stream sink is connected.", s.redis_connected ? 1 : 0);
 }
