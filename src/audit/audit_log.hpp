@@ -12,8 +12,7 @@
 //   (*log)->submit(audit_event_body(event));   // false: dropped (counted)
 //   (*log)->close();                           // final checkpoint, flush, join
 //
-// Named AuditWriter (not AuditLog): src/authz/policy_lint.hpp already has a
-// portcullis::AuditLog (records read for the least-privilege report).
+// Named AuditWriter: it writes the log; `policy lint --audit` reads one (LintAuditRecords).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
