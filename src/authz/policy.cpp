@@ -118,6 +118,58 @@ bool match_criterion(const PolicyNode& n, const Identity* id, const RequestAttri
 
 }  // namespace
 
+std::string_view to_string(PolicyField field) {
+  switch (field) {
+    case PolicyField::kAuthenticatedUser:
+      return "authenticated_user";
+    case PolicyField::kSubject:
+      return "subject";
+    case PolicyField::kEmail:
+      return "email";
+    case PolicyField::kDomain:
+      return "domain";
+    case PolicyField::kGroup:
+      return "group";
+    case PolicyField::kScope:
+      return "scope";
+    case PolicyField::kClientId:
+      return "client_id";
+    case PolicyField::kIssuer:
+      return "issuer";
+    case PolicyField::kClaim:
+      return "claim/";
+    case PolicyField::kSpiffeId:
+      return "spiffe_id";
+    case PolicyField::kHttpMethod:
+      return "http_method";
+    case PolicyField::kHttpPath:
+      return "http_path";
+    case PolicyField::kGrpcMethod:
+      return "grpc_method";
+    case PolicyField::kSourceIp:
+      return "source_ip";
+  }
+  return "?";
+}
+
+std::string_view to_string(MatchOp op) {
+  switch (op) {
+    case MatchOp::kIs:
+      return "is";
+    case MatchOp::kIn:
+      return "in";
+    case MatchOp::kStartsWith:
+      return "starts_with";
+    case MatchOp::kEndsWith:
+      return "ends_with";
+    case MatchOp::kContains:
+      return "contains";
+    case MatchOp::kHas:
+      return "has";
+  }
+  return "?";
+}
+
 bool StringMatcher::match(std::string_view s) const {
   const bool ci = case_insensitive;
   switch (op) {

@@ -50,6 +50,10 @@ enum class PolicyField {
 
 enum class MatchOp { kIs, kIn, kStartsWith, kEndsWith, kContains, kHas };
 
+// The language's names: "group", "claim/" (the path follows), ...; "is", "starts_with", ...
+std::string_view to_string(PolicyField field);
+std::string_view to_string(MatchOp op);
+
 // One matcher (`is: S`, `in: [..]`, ...) over strings, with patterns pre-normalised.
 struct StringMatcher {
   MatchOp op = MatchOp::kIs;

@@ -12,58 +12,6 @@ constexpr std::string_view kMatchedDeny = "matched deny rule";
 constexpr std::string_view kMatchedAllow = "matched allow rule";
 constexpr std::string_view kNoRule = "no rule matched";
 
-std::string_view field_name(const PolicyNode& n) {
-  switch (n.field) {
-    case PolicyField::kAuthenticatedUser:
-      return "authenticated_user";
-    case PolicyField::kSubject:
-      return "subject";
-    case PolicyField::kEmail:
-      return "email";
-    case PolicyField::kDomain:
-      return "domain";
-    case PolicyField::kGroup:
-      return "group";
-    case PolicyField::kScope:
-      return "scope";
-    case PolicyField::kClientId:
-      return "client_id";
-    case PolicyField::kIssuer:
-      return "issuer";
-    case PolicyField::kClaim:
-      return "claim/";
-    case PolicyField::kSpiffeId:
-      return "spiffe_id";
-    case PolicyField::kHttpMethod:
-      return "http_method";
-    case PolicyField::kHttpPath:
-      return "http_path";
-    case PolicyField::kGrpcMethod:
-      return "grpc_method";
-    case PolicyField::kSourceIp:
-      return "source_ip";
-  }
-  return "?";
-}
-
-std::string_view op_name(MatchOp op) {
-  switch (op) {
-    case MatchOp::kIs:
-      return "is";
-    case MatchOp::kIn:
-      return "in";
-    case MatchOp::kStartsWith:
-      return "starts_with";
-    case MatchOp::kEndsWith:
-      return "ends_with";
-    case MatchOp::kContains:
-      return "contains";
-    case MatchOp::kHas:
-      return "has";
-  }
-  return "?";
-}
-
 bool plain_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_' || c == '.' || c == '/' || c == '@' || c == '+';
@@ -88,7 +36,7 @@ std::string yaml_scalar(std::string_view s) {
 
 std::string matcher_text(MatchOp op, const std::vector<std::string>& values) {
   std::string out = "{";
-  out += op_name(op);
+  out += to_string(op);
   out += ": ";
   if (op == MatchOp::kIn) {
     out += '[';
@@ -305,7 +253,7 @@ std::string expression_text(const PolicyNode& n) {
     case PolicyNode::Kind::kCriterion:
       break;
   }
-  std::string out(field_name(n));
+  std::string out(to_string(n.field));
   switch (n.field) {
     case PolicyField::kAuthenticatedUser:
       return out + (n.authenticated ? ": true" : ": false");

@@ -404,14 +404,18 @@ PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& 
     return parse_policy(doc, source_name, label);
   } catch (const YAML::Exception& e) {
     PolicyParseResult r;
-    ConfigError err{source_name, 0, 0, e.msg};
-    if (e.mark.line >= 0) {
-      err.line = e.mark.line + 1;
-      err.column = e.mark.column + 1;
-    }
-    r.errors.push_back(std::move(err));
+    r.errors.push_back(yaml_syntax_error(e, source_name));
     return r;
   }
+}
+
+ConfigError yaml_syntax_error(const YAML::Exception& e, const std::string& file) {
+  ConfigError err{file, 0, 0, e.msg};
+  if (e.mark.line >= 0) {
+    err.line = e.mark.line + 1;
+    err.column = e.mark.column + 1;
+  }
+  return err;
 }
 
 PolicyParseResult parse_policy_file(const std::string& path, const std::string& label) {

@@ -11,7 +11,8 @@
 
 namespace YAML {
 class Node;
-}
+class Exception;
+}  // namespace YAML
 
 namespace portcullis {
 
@@ -29,6 +30,9 @@ PolicyParseResult parse_policy(const YAML::Node& node, const std::string& source
 
 PolicyParseResult parse_policy_string(std::string_view yaml, const std::string& source_name,
                                       const std::string& label = {});
+
+// A YAML syntax error as a ConfigError at its line and column in `file`.
+ConfigError yaml_syntax_error(const YAML::Exception& e, const std::string& file);
 
 PolicyParseResult parse_policy_file(const std::string& path, const std::string& label = {});
 

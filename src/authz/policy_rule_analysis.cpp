@@ -38,37 +38,9 @@ bool from_identity(PolicyField f) {
 }
 
 std::string field_name(const PolicyNode& n) {
-  switch (n.field) {
-    case PolicyField::kAuthenticatedUser:
-      return "authenticated_user";
-    case PolicyField::kSubject:
-      return "subject";
-    case PolicyField::kEmail:
-      return "email";
-    case PolicyField::kDomain:
-      return "domain";
-    case PolicyField::kGroup:
-      return "group";
-    case PolicyField::kScope:
-      return "scope";
-    case PolicyField::kClientId:
-      return "client_id";
-    case PolicyField::kIssuer:
-      return "issuer";
-    case PolicyField::kClaim:
-      return "claim/" + n.claim_path;
-    case PolicyField::kSpiffeId:
-      return "spiffe_id";
-    case PolicyField::kHttpMethod:
-      return "http_method";
-    case PolicyField::kHttpPath:
-      return "http_path";
-    case PolicyField::kGrpcMethod:
-      return "grpc_method";
-    case PolicyField::kSourceIp:
-      return "source_ip";
-  }
-  return "?";
+  std::string out(to_string(n.field));
+  if (n.field == PolicyField::kClaim) out += n.claim_path;
+  return out;
 }
 
 std::string yaml_quoted(std::string_view s) {
@@ -131,21 +103,7 @@ bool single_valued(PolicyField f) {
 }
 
 std::string_view op_name(MatchOp op) {
-  switch (op) {
-    case MatchOp::kIs:
-      return "is";
-    case MatchOp::kIn:
-      return "in";
-    case MatchOp::kStartsWith:
-      return "starts_with";
-    case MatchOp::kEndsWith:
-      return "ends_with";
-    case MatchOp::kContains:
-      return "contains";
-    case MatchOp::kHas:
-      return "has";
-  }
-  return "?";
+  return to_string(op);
 }
 
 std::string describe(const PolicyNode& n) {

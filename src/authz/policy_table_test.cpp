@@ -459,12 +459,7 @@ TableTestLoad load_table_test_string(std::string_view yaml, const std::string& s
     return SuiteLoader(source_name, base_dir).load(doc);
   } catch (const YAML::Exception& e) {
     TableTestLoad r;
-    ConfigError err{source_name, 0, 0, e.msg};
-    if (e.mark.line >= 0) {
-      err.line = e.mark.line + 1;
-      err.column = e.mark.column + 1;
-    }
-    r.errors.push_back(std::move(err));
+    r.errors.push_back(yaml_syntax_error(e, source_name));
     return r;
   }
 }
