@@ -1,5 +1,7 @@
 #include "authz/policy_explain.hpp"
 
+#include "authz/route_decision.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -358,10 +360,8 @@ RouteExplanation explain_route(const RouteConfig& route, const Identity* identit
   if (route.policy) {
     e.policy = explain_policy(*route.policy->compiled, identity, request);
     e.decision = e.policy->decision;
-  } else if (route.auth == AuthMode::public_access) {
-    e.decision = {true, "public", -1, "public route", {}};
   } else {
-    e.decision = {false, "default", -1, "route has no policy", {}};
+    e.decision = decide_route_policy(route, identity, request);  // the gateway's defaults
   }
   if (route.shadow_policy) {
     e.shadow = explain_policy(*route.shadow_policy->compiled, identity, request);

@@ -6,6 +6,7 @@
 #include "audit/audit_event.hpp"
 #include "authn/authenticator.hpp"
 #include "authn/identity.hpp"
+#include "authz/route_decision.hpp"
 #include "core/log.hpp"
 
 namespace portcullis {
@@ -79,13 +80,7 @@ LocalReply authorize(const Runtime& runtime, RequestContext& ctx) {
   const RequestAttributes attributes{ctx.method, ctx.path, {}, ctx.peer};
   const Identity* identity = ctx.identity.get();
   const RoutePolicyMetrics& metrics = runtime.route_policy_metrics[ctx.route_index];
-  if (route.policy) {
-    ctx.policy_decision = route.policy->compiled->evaluate(identity, attributes);
-  } else if (route.auth == AuthMode::public_access) {
-    ctx.policy_decision = PolicyDecision{true, "public", -1, "public route", {}};
-  } else {
-    ctx.policy_decision = PolicyDecision{false, "default", -1, "route has no policy", {}};
-  }
+  ctx.policy_decision = decide_route_policy(route, identity, attributes);
   const PolicyDecision& d = ctx.policy_decision;
   if (route.shadow_policy) {
     ctx.shadow_decision = route.shadow_policy->compiled->evaluate(identity, attributes);
@@ -154,7 +149,7 @@ void fill_audit_event(const RequestContext& ctx, std::chrono::system_clock::time
   e.time = now;
   set(e.request_id, ctx.request_id);
   set(e.trace_id, ctx.traceparent.size() == 55 ? std::string_view(ctx.traceparent).substr(3, 32)
-                                                : std::string_view{});
+                                               : std::string_view{});
   set(e.listener, ctx.listener);
   set(e.route, ctx.route ? std::string_view(ctx.route->name) : std::string_view{});
   set(e.method, ctx.method);
