@@ -9,6 +9,7 @@
 
 #include "cli/audit_command.hpp"
 #include "cli/policy_commands.hpp"
+#include "cli/revoke_command.hpp"
 #include "cli/token_inspect.hpp"
 #include "core/config.hpp"
 #include "core/config_json.hpp"
@@ -39,6 +40,8 @@ constexpr std::string_view kUsage =
     "                             check the audit log's hash chain and signed checkpoints\n"
     "  audit export --since T --until T [--subject S] [--route R] [--decision D]\n"
     "               [--format jsonl|csv] FILE|DIR...   records for auditors\n"
+    "  revoke --config FILE (--subject S | --token-id JTI | --session ID) [--ttl D]\n"
+    "                             deny an identity on every gateway sharing cache.redis\n"
     "  token inspect [--config FILE] TOKEN\n"
     "                             decode a bearer token and verify it as the gateway would\n"
     "  version                    print the version\n"
@@ -176,6 +179,7 @@ int main(int argc, char** argv) {
     return usage_error("unknown policy command '" + std::string(rest[0]) + "'", kPolicyUsage);
   }
   if (command == "audit") return portcullis::run_audit(rest);
+  if (command == "revoke") return portcullis::run_revoke(rest);
   if (command == "token") {
     if (rest.empty() || rest[0] != "inspect") {
       return usage_error("usage: portcullis token inspect [--config FILE] TOKEN", kUsage);

@@ -43,7 +43,10 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
       res.set(http::field::content_type, "text/plain");
       bool ready = hooks.ready && hooks.ready();
       if (!ready) res.result(http::status::service_unavailable);
-      res.body() = ready ? "ready\n" : "not ready\n";
+      const std::string degraded = hooks.degraded ? hooks.degraded() : std::string();
+      res.body() = !ready             ? "not ready\n"
+                   : degraded.empty() ? "ready\n"
+                                      : "ready (degraded: " + degraded + ")\n";
     } else if (target == "/metrics") {
       res.set(http::field::content_type, "text/plain; version=0.0.4");
       res.body() = MetricsRegistry::instance().render();

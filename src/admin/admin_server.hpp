@@ -14,6 +14,9 @@ namespace portcullis {
 struct AdminHooks {
   std::function<bool()> ready;
   std::function<std::string()> config_json;
+  // "" when healthy; otherwise why the gateway is degraded (still ready: 200, with the reason
+  // in the body), e.g. revocations not synced while Redis is unreachable.
+  std::function<std::string()> degraded;
 };
 
 class AdminServer {

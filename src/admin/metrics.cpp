@@ -263,13 +263,13 @@ std::string MetricsRegistry::render() const {
   out += "# TYPE portcullis_config_generation gauge\n";
   sample(out, "portcullis_config_generation", "",
          config_generation.load(std::memory_order_relaxed));
-  if (external_) external_(out);
+  for (const auto& render_more : external_) render_more(out);
   return out;
 }
 
-void MetricsRegistry::set_external_renderer(std::function<void(std::string&)> renderer) {
+void MetricsRegistry::add_external_renderer(std::function<void(std::string&)> renderer) {
   std::lock_guard lock(mutex_);
-  external_ = std::move(renderer);
+  external_.push_back(std::move(renderer));
 }
 
 }  // namespace portcullis

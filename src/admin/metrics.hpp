@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace portcullis {
 
@@ -78,9 +79,9 @@ class MetricsRegistry {
 
   std::string render() const;
 
-  // Families owned elsewhere (e.g. the audit writer's counters): appended to render()'s
-  // output. Set once at start-up, before the admin server runs.
-  void set_external_renderer(std::function<void(std::string&)> renderer);
+  // Families owned elsewhere (the audit writer's counters, revocations): appended to
+  // render()'s output. Added at start-up, before the admin server runs.
+  void add_external_renderer(std::function<void(std::string&)> renderer);
 
  private:
   mutable std::mutex mutex_;
@@ -92,7 +93,7 @@ class MetricsRegistry {
     std::map<std::string, std::unique_ptr<LabeledCounter>, std::less<>> series;
   };
   std::map<std::string, Family, std::less<>> families_;
-  std::function<void(std::string&)> external_;
+  std::vector<std::function<void(std::string&)>> external_;
 };
 
 // key="value",key2="value2" with Prometheus escaping.

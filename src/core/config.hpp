@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "audit/audit_config.hpp"
+#include "cache/redis_config.hpp"
 #include "core/net_types.hpp"
 
 namespace portcullis {
@@ -48,7 +49,7 @@ struct ServerConfig {
   Duration drain_timeout = std::chrono::seconds(20);
   std::vector<Cidr> trusted_proxies;  // peers whose X-Forwarded-* headers are kept
   std::string instance_name;          // defaults to the host name
-  bool watch_config = true;  // reload when the config or a policy file changes (inotify)
+  bool watch_config = true;           // reload when the config or a policy file changes (inotify)
 };
 
 struct AccessLogConfig {
@@ -197,6 +198,9 @@ struct Config {
   std::string policy_dir;  // resolved directory of named policies (`policy: NAME`)
   AssertionConfig assertion;
   std::optional<AuditConfig> audit;  // absent: no audit log (the access log still runs)
+  // cache.redis: shared state of the replicas (revocations now; issue 5 adds more). Absent:
+  // in-process only.
+  std::optional<RedisConfig> redis;
   // Every file the config was built from (the config itself, policy files): a change to any
   // of them triggers a reload when watching is on.
   std::vector<std::string> source_files;

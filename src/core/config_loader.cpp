@@ -256,6 +256,7 @@ class Loader {
   void parse_policy_dir(const Field* f);
   void parse_assertion(const Field* f);
   void parse_audit(const Field* f);
+  void parse_cache(const Field* f);
   void check_unique_name(const Field& f, const std::string& name, std::string_view kind,
                          std::map<std::string, int>& seen);
   void check_unique_address(const Field& f, const SocketAddress& address);
@@ -1316,6 +1317,39 @@ void Loader::parse_audit(const Field* f) {
   config_.audit = std::move(a);
 }
 
+// cache: {redis: {address, db, username, password_file, timeout, connect_timeout}}
+void Loader::parse_cache(const Field* f) {
+  if (f == nullptr) return;
+  auto m = map_value(*f, {"redis"});
+  if (!m) return;
+  const Field* r = m->get("redis");
+  if (r == nullptr) return;
+  auto rm =
+      map_value(*r, {"address", "db", "username", "password_file", "timeout", "connect_timeout"});
+  if (!rm) return;
+  RedisConfig c;
+  if (const Field* a = require(*rm, "address", "e.g. 127.0.0.1:6379")) {
+    if (auto addr = address(*a, true)) c.address = addr->to_string();
+  }
+  if (const Field* d = rm->get("db")) {
+    if (auto v = integer(*d, 0, 15)) c.db = static_cast<unsigned>(*v);
+  }
+  if (const Field* u = rm->get("username")) {
+    if (auto s = nonempty_string(*u)) c.username = *s;
+  }
+  if (const Field* p = rm->get("password_file")) {
+    std::string contents;
+    if (auto path = file(*p, &contents)) c.password_file = *path;
+  }
+  if (const Field* t = rm->get("timeout")) {
+    if (auto v = duration(*t, true)) c.command_timeout = *v;
+  }
+  if (const Field* t = rm->get("connect_timeout")) {
+    if (auto v = duration(*t, true)) c.connect_timeout = *v;
+  }
+  config_.redis = std::move(c);
+}
+
 void Loader::parse_assertion(const Field* f) {
   if (f == nullptr) return;
   auto m = map_value(*f, {"key_file", "issuer", "ttl"});
@@ -1427,11 +1461,12 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
   config_.source_files.push_back(source_);
   auto root = check_map(docs[0], "",
                         {"server", "access_log", "listeners", "admin", "identity_providers",
-                         "upstreams", "routes", "policy_dir", "assertion", "audit"});
+                         "upstreams", "routes", "policy_dir", "assertion", "audit", "cache"});
   if (root) {
     parse_policy_dir(root->get("policy_dir"));
     parse_assertion(root->get("assertion"));
     parse_audit(root->get("audit"));
+    parse_cache(root->get("cache"));
     parse_server(root->get("server"));
     parse_access_log(root->get("access_log"));
     parse_listeners(*root);

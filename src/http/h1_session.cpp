@@ -420,7 +420,7 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
     local = co_await authenticate(*ex.runtime, ctx, req[http::field::authorization],
                                   worker_.token_cache());
   }
-  if (!local) local = authorize(*ex.runtime, ctx);
+  if (!local) local = authorize(*ex.runtime, ctx, worker_.revocations());
   // With audit.on_failure: deny, nothing reaches an upstream unless it can be audited.
   if (!local && worker_.audit() && worker_.audit_deny() && !worker_.audit()->accepting()) {
     local = LocalReply{503, "audit_unavailable", "the audit log cannot record this request", {}};

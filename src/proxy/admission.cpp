@@ -7,6 +7,7 @@
 #include "authn/authenticator.hpp"
 #include "authn/identity.hpp"
 #include "authz/route_decision.hpp"
+#include "cache/revocations.hpp"
 #include "core/log.hpp"
 
 namespace portcullis {
@@ -75,8 +76,20 @@ boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestC
   co_return LocalReply{};
 }
 
-LocalReply authorize(const Runtime& runtime, RequestContext& ctx) {
+LocalReply authorize(const Runtime& runtime, RequestContext& ctx, RevocationView* revocations) {
   const RouteConfig& route = *ctx.route;
+  if (revocations && ctx.identity) {
+    if (auto hit = revocations->is_revoked(ctx.identity.get())) {
+      ctx.decision = "deny";
+      ctx.decision_reason = hit->reason;
+      runtime.route_policy_metrics[ctx.route_index].deny->inc();
+      LocalReply reply{401, "unauthenticated", std::string(hit->reason), {}};
+      reply.www_authenticate = "Bearer error=\"invalid_token\", error_description=\"";
+      reply.www_authenticate += hit->reason;
+      reply.www_authenticate += '"';
+      return reply;
+    }
+  }
   const RequestAttributes attributes{ctx.method, ctx.path, {}, ctx.peer};
   const Identity* identity = ctx.identity.get();
   const RoutePolicyMetrics& metrics = runtime.route_policy_metrics[ctx.route_index];

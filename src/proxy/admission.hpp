@@ -38,7 +38,11 @@ boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestC
 // policy) for every admitted request, public routes included, and records the decision in
 // ctx. A deny is a 403 LocalReply whose message names the rule only when the route sets
 // show_deny_reason. Allocates nothing.
-LocalReply authorize(const Runtime& runtime, RequestContext& ctx);
+// With `revocations`, a revoked subject or token is refused first (401 invalid_token,
+// "subject revoked" / "token revoked"), before any policy or cache.
+class RevocationView;
+LocalReply authorize(const Runtime& runtime, RequestContext& ctx,
+                     RevocationView* revocations = nullptr);
 
 // "policies/orders.yaml#allow[2]", "policies/orders.yaml#default" or "" (no policy).
 std::string decision_rule(const PolicyDecision& d);

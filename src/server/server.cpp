@@ -15,6 +15,8 @@
 #include "audit/audit_metrics.hpp"
 #include "authn/authn_services.hpp"
 #include "authz/assertion_keys.hpp"
+#include "cache/revocation_sync.hpp"
+#include "cache/revocations.hpp"
 #include "core/config.hpp"
 #include "core/config_json.hpp"
 #include "core/config_loader.hpp"
@@ -41,6 +43,8 @@ struct Server::Impl {
   AuthnServices authn{control.get_executor(), SystemClock::instance()};
   AssertionKeys assertion_keys;
   std::unique_ptr<AuditWriter> audit;  // process-wide; audit config changes need a restart
+  RevocationList revocations{SystemClock::instance()};
+  std::unique_ptr<RevocationSync> revocation_sync;  // with cache.redis; changes need a restart
   ConfigWatcher watcher{control.get_executor(), [this] {
                           app_log()->info("a config or policy file changed: reloading");
                           reload();
@@ -131,6 +135,7 @@ struct Server::Impl {
       if (admin) admin->stop();
       authn.stop();
       if (audit) audit->close();  // after the workers: their last records are queued
+      if (revocation_sync) revocation_sync->stop();
       watcher.stop();
       signals.cancel();
       control.stop();
@@ -176,7 +181,7 @@ int Server::run() {
     if (!opened) throw std::runtime_error("audit log: " + opened.error());
     s.audit = std::move(*opened);
     AuditWriter* audit = s.audit.get();
-    MetricsRegistry::instance().set_external_renderer(
+    MetricsRegistry::instance().add_external_renderer(
         [audit](std::string& out) { render_audit_metrics(audit->stats(), out); });
     if (!audit->accepting()) {
       app_log()->error("audit log not writable yet ({}); {}",
@@ -186,19 +191,45 @@ int Server::run() {
                            : "requests are served unaudited (on_failure: allow)");
     }
   }
+  if (config->redis) {
+    s.revocation_sync =
+        std::make_unique<RevocationSync>(s.control.get_executor(), *config->redis, s.revocations);
+    s.revocation_sync->start();
+    RevocationSync* sync = s.revocation_sync.get();
+    RevocationList* list = &s.revocations;
+    MetricsRegistry::instance().add_external_renderer([sync, list](std::string& out) {
+      out +=
+          "# HELP portcullis_revocations_synced 1 when this replica has every revocation from "
+          "Redis, 0 while Redis is unreachable (known revocations still apply).\n"
+          "# TYPE portcullis_revocations_synced gauge\nportcullis_revocations_synced ";
+      out += sync->synced() ? "1\n" : "0\n";
+      out +=
+          "# HELP portcullis_revocations_active Revocations this replica enforces.\n"
+          "# TYPE portcullis_revocations_active gauge\nportcullis_revocations_active ";
+      out += std::to_string(list->snapshot()->size());
+      out += '\n';
+    });
+  }
   const bool audit_deny =
       !config->audit || config->audit->on_failure == AuditConfig::OnFailure::deny;
   unsigned workers = config->server.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < workers; ++i) {
-    s.workers.push_back(
-        std::make_unique<Worker>(i, s.runtimes, s.listeners, s.audit.get(), audit_deny));
+    s.workers.push_back(std::make_unique<Worker>(i, s.runtimes, s.listeners, s.audit.get(),
+                                                 audit_deny,
+                                                 config->redis ? &s.revocations : nullptr));
     s.workers.back()->open_listeners();
   }
   if (config->admin.address) {
     AdminHooks hooks;
     hooks.ready = [&s] { return s.ready.load(); };
     hooks.config_json = [&s] { return config_to_json(*s.runtimes.current()->config); };
+    hooks.degraded = [&s]() -> std::string {
+      if (s.revocation_sync && !s.revocation_sync->synced()) {
+        return "Redis unreachable: revocations from other replicas are not being received";
+      }
+      return {};
+    };
     s.admin = std::make_unique<AdminServer>(s.control, *config->admin.address, std::move(hooks));
     s.admin->start();
   }

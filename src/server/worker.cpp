@@ -1,5 +1,7 @@
 #include "server/worker.hpp"
 
+#include "cache/revocations.hpp"
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -27,8 +29,8 @@ struct Worker::Acceptor {
 };
 
 Worker::Worker(unsigned id, RuntimeHolder& runtimes,
-               const std::vector<std::shared_ptr<ListenerRuntime>>& listeners,
-               AuditWriter* audit, bool audit_deny)
+               const std::vector<std::shared_ptr<ListenerRuntime>>& listeners, AuditWriter* audit,
+               bool audit_deny, const RevocationList* revocations)
     : id_(id),
       runtimes_(runtimes),
       runtime_(runtimes.current()),
@@ -36,7 +38,8 @@ Worker::Worker(unsigned id, RuntimeHolder& runtimes,
       pool_(io_, SystemClock::instance()),
       access_log_(access_log()),
       audit_(audit),
-      audit_deny_(audit_deny) {}
+      audit_deny_(audit_deny),
+      revocations_(revocations ? std::make_unique<RevocationView>(*revocations) : nullptr) {}
 
 Worker::~Worker() = default;
 

@@ -25,6 +25,8 @@ class logger;
 namespace portcullis {
 
 class AuditWriter;
+class RevocationList;
+class RevocationView;
 
 // What a listener needs at run time; shared by all workers.
 struct ListenerRuntime {
@@ -44,9 +46,11 @@ class Worker {
  public:
   // `audit` (may be null) outlives the worker; `audit_deny` makes requests it cannot
   // accept answer 503 (audit.on_failure: deny).
+  // `revocations` (may be null) outlives the worker too.
   Worker(unsigned id, RuntimeHolder& runtimes,
          const std::vector<std::shared_ptr<ListenerRuntime>>& listeners,
-         AuditWriter* audit = nullptr, bool audit_deny = true);
+         AuditWriter* audit = nullptr, bool audit_deny = true,
+         const RevocationList* revocations = nullptr);
   ~Worker();
 
   // Opens this worker's acceptors (throws std::system_error when an address cannot be bound).
@@ -61,6 +65,7 @@ class Worker {
   TokenCache& token_cache() { return token_cache_; }
   AssertionCache& assertions() { return assertions_; }
   AuditWriter* audit() const { return audit_; }
+  RevocationView* revocations() { return revocations_.get(); }  // null: none configured
   bool audit_deny() const { return audit_deny_; }
   spdlog::logger* access_logger() const { return access_log_.get(); }
   const std::shared_ptr<const Runtime>& runtime();  // current snapshot (refreshed on reload)
@@ -91,6 +96,7 @@ class Worker {
   std::shared_ptr<spdlog::logger> access_log_;
   AuditWriter* audit_ = nullptr;
   bool audit_deny_ = true;
+  std::unique_ptr<RevocationView> revocations_;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};
   std::set<DownstreamConnection*> connections_;
