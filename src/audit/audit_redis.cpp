@@ -84,6 +84,16 @@ bool AuditRedisTransport::connect(std::string& error) {
   return true;
 }
 
+bool AuditRedisTransport::probe() {
+  std::string error;
+  if (!connect(error)) return false;
+  auto* reply = static_cast<redisReply*>(redisCommand(ctx_, "PING"));
+  const bool ok = reply != nullptr && reply->type != REDIS_REPLY_ERROR;
+  if (reply) freeReplyObject(reply);
+  if (!ok) disconnect();
+  return ok;
+}
+
 AuditSendResult AuditRedisTransport::send(std::span<const std::string_view> lines) {
   AuditSendResult r;
   if (lines.empty() || !connect(r.error)) return r;

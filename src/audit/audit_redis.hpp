@@ -31,6 +31,7 @@ class AuditRedisTransport final : public AuditTransport {
 
   AuditSendResult send(std::span<const std::string_view> lines) override;
   bool connected() const override { return ctx_ != nullptr; }
+  bool probe() override;  // PING (connecting first when needed)
   std::chrono::milliseconds retry_delay() const override { return options_.retry_delay; }
 
  private:

@@ -78,6 +78,10 @@ AuditShipper::Stats AuditShipper::stats() const {
   return Stats{sent_.load(), dropped_.load(), errors_.load(), connected_.load()};
 }
 
+namespace {
+constexpr std::chrono::seconds kIdleProbe{2};
+}  // namespace
+
 void AuditShipper::run() {
   constexpr std::size_t kMaxBatch = 512;
   std::vector<std::string> batch;
@@ -91,7 +95,13 @@ void AuditShipper::run() {
       if (last_failed && !stopping_) {
         cv_.wait_for(lock, transport_->retry_delay(), [&] { return stopping_; });
       }
-      cv_.wait(lock, [&] { return stopping_ || !lines_.empty() || !batch.empty(); });
+      const bool woken = cv_.wait_for(
+          lock, kIdleProbe, [&] { return stopping_ || !lines_.empty() || !batch.empty(); });
+      if (!woken) {  // idle: check the connection so the gauge does not go stale
+        lock.unlock();
+        connected_ = transport_->probe();
+        continue;
+      }
       stopping = stopping_;
       while (batch.size() < kMaxBatch && !lines_.empty()) {
         batch.push_back(std::move(lines_.front()));

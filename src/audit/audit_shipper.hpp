@@ -36,6 +36,9 @@ class AuditTransport {
   virtual ~AuditTransport() = default;
   virtual AuditSendResult send(std::span<const std::string_view> lines) = 0;
   virtual bool connected() const { return true; }
+  // Checks the connection while idle (e.g. PING) so connected() stays truthful without
+  // traffic; returns connected().
+  virtual bool probe() { return connected(); }
   virtual std::chrono::milliseconds retry_delay() const { return std::chrono::seconds(1); }
 };
 

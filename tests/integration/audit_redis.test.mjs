@@ -442,3 +442,24 @@ describe('maxlen: XADD MAXLEN ~ trims the stream to about the cap', { timeout: 3
     assert.equal(entries.at(-1).rec.request_id, sent.at(-1).id);
   });
 });
+
+describe('an idle gateway notices that Redis went away (the gauge never goes stale)', { timeout: 30_000 }, () => {
+  const cleanup = cleanupList();
+  after(() => cleanup.run());
+
+  test('Redis SIGKILLed with no traffic: redis_connected goes 0 within a few seconds; back to 1 after a restart', async () => {
+    let redis = await startRedis();
+    cleanup.add(() => redis.stop());
+    const stream = `it:audit:${process.pid}:idle`;
+    const { gw } = await startAuditGateway(cleanup, { redis: { address: redis.address, stream } });
+    await eventually(async () => (await redisMetrics(gw)).connected === 1, { timeoutMs: 8000, message: 'connected at start (idle probe)' });
+    const port = redis.port;
+    await redis.kill9();
+    const t0 = Date.now();
+    await eventually(async () => (await redisMetrics(gw)).connected === 0, { timeoutMs: 8000, message: 'redis_connected 0 without any request' });
+    assert.ok(Date.now() - t0 < 8000);
+    redis = await startRedis({ port });
+    cleanup.add(() => redis.stop());
+    await eventually(async () => (await redisMetrics(gw)).connected === 1, { timeoutMs: 8000, message: 'redis_connected 1 again without any request' });
+  });
+});
