@@ -40,6 +40,8 @@ class RevocationSync {
   // Subscribed and the hash read since the last (re)connection: this replica knows every
   // revocation. False while Redis is unreachable (the known ones still apply).
   bool synced() const { return synced_.load(std::memory_order_relaxed); }
+  // The first full read of the hash has completed (readiness waits for it, bounded).
+  bool ever_synced() const { return ever_synced_.load(std::memory_order_relaxed); }
   std::uint64_t messages_applied() const { return applied_.load(std::memory_order_relaxed); }
 
  private:
@@ -51,6 +53,7 @@ class RevocationSync {
   RedisSubscriber subscriber_;
   boost::asio::steady_timer prune_timer_;
   std::atomic<bool> synced_{false};
+  std::atomic<bool> ever_synced_{false};
   std::atomic<std::uint64_t> applied_{0};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -45,6 +45,7 @@ struct Server::Impl {
   std::unique_ptr<AuditWriter> audit;  // process-wide; audit config changes need a restart
   RevocationList revocations{SystemClock::instance()};
   std::unique_ptr<RevocationSync> revocation_sync;  // with cache.redis; changes need a restart
+  std::chrono::steady_clock::time_point first_sync_deadline;  // readiness waits until then
   ConfigWatcher watcher{control.get_executor(), [this] {
                           app_log()->info("a config or policy file changed: reloading");
                           reload();
@@ -195,6 +196,7 @@ int Server::run() {
     s.revocation_sync =
         std::make_unique<RevocationSync>(s.control.get_executor(), *config->redis, s.revocations);
     s.revocation_sync->start();
+    s.first_sync_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     RevocationSync* sync = s.revocation_sync.get();
     RevocationList* list = &s.revocations;
     MetricsRegistry::instance().add_external_renderer([sync, list](std::string& out) {
@@ -222,7 +224,16 @@ int Server::run() {
   }
   if (config->admin.address) {
     AdminHooks hooks;
-    hooks.ready = [&s] { return s.ready.load(); };
+    // Not ready until the first revocation sync (bounded): a replica must not take traffic
+    // while it does not yet know the revocations every other replica enforces.
+    hooks.ready = [&s] {
+      if (!s.ready.load()) return false;
+      if (s.revocation_sync && !s.revocation_sync->ever_synced() &&
+          std::chrono::steady_clock::now() < s.first_sync_deadline) {
+        return false;
+      }
+      return true;
+    };
     hooks.config_json = [&s] { return config_to_json(*s.runtimes.current()->config); };
     hooks.degraded = [&s]() -> std::string {
       if (s.revocation_sync && !s.revocation_sync->synced()) {

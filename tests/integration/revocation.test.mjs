@@ -15,8 +15,8 @@
 //  - a gateway started after a revocation was issued (a late replica) denies it from its first
 //    request (it reads the whole hash when it subscribes), also with Redis 150 ms away (a
 //    relay here delays every reply) and the first request sent as soon as /readyz answers 200,
-//    as a load balancer would (FAILS at the time of writing: /readyz is 200 "ready (degraded:
-//    Redis unreachable ...)" and requests are served before the initial HGETALL has landed);
+//    as a load balancer would (/readyz holds 503 until the first full read of the hash, at
+//    most 3 s);
 //  - `--ttl 2s` stops applying once expired; usage errors exit 2; a config without cache.redis
 //    exits 1.
 //
