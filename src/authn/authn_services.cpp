@@ -97,6 +97,7 @@ std::shared_ptr<Introspector> AuthnServices::introspector(const IdentityProvider
   options.cache_ttl = seconds(in.cache_ttl);
   auto introspector = std::make_shared<Introspector>(
       control_, fetcher_for(p.ca_file, p.jwks.fetch_timeout), clock_, options);
+  introspector->set_shared_cache(shared_cache_);
   introspectors_.emplace(signature, introspector);
   return introspector;
 }

@@ -24,6 +24,9 @@ class AuthnServices {
   std::shared_ptr<KeyStore> key_store(const IdentityProviderConfig& provider);
   std::shared_ptr<Introspector> introspector(const IdentityProviderConfig& provider);
 
+  // Results the replicas share (Redis), given to every introspector; set at start-up.
+  void set_shared_cache(std::shared_ptr<SharedCache> shared) { shared_cache_ = std::move(shared); }
+
   const Clock& clock() const { return clock_; }
   boost::asio::any_io_executor control() const { return control_; }
   void stop();
@@ -37,6 +40,7 @@ class AuthnServices {
   std::map<std::string, std::shared_ptr<KeyStore>> key_stores_;
   std::map<std::string, std::shared_ptr<Introspector>> introspectors_;
   std::map<std::string, std::shared_ptr<HttpFetcher>> fetchers_;
+  std::shared_ptr<SharedCache> shared_cache_;
 };
 
 }  // namespace portcullis

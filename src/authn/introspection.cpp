@@ -1,5 +1,9 @@
 #include "authn/introspection.hpp"
 
+#include "core/sha256.hpp"
+
+#include <boost/json/serialize.hpp>
+
 #include <openssl/evp.h>
 #include <spdlog/logger.h>
 
@@ -264,6 +268,26 @@ std::size_t Introspector::cache_size() const {
   return cache_->size();
 }
 
+std::optional<Outcome> Introspector::accept_shared(const std::string& value, Cache& cache,
+                                                   const std::array<unsigned char, 32>& key) {
+  if (!value.starts_with("v1|")) return std::nullopt;
+  HttpResult stored;
+  stored.status = 200;
+  stored.body = value.substr(3);
+  const std::int64_t now = unix_now(clock_);
+  Outcome outcome = check_response(stored, options_, now);
+  if (!outcome) return std::nullopt;  // expired or not acceptable here: ask the IdP
+  auto ttl = options_.cache_ttl;
+  if (outcome->exp != 0) ttl = std::min(ttl, std::chrono::seconds(outcome->exp - now));
+  if (ttl.count() > 0) {
+    cache.store(
+        key,
+        {.claims = outcome->claims, .exp = outcome->exp, .expires = clock_.steady_now() + ttl});
+  }
+  outcome->from_cache = true;
+  return outcome;
+}
+
 asio::awaitable<Expected<IntrospectionResult, IntrospectionError>> Introspector::introspect(
     std::string token) {
   const auto keep_alive = weak_from_this().lock();  // null when not owned by a shared_ptr
@@ -272,6 +296,15 @@ asio::awaitable<Expected<IntrospectionResult, IntrospectionError>> Introspector:
   if (!key) co_return unexpected(IntrospectionError::unavailable);
   if (auto hit = cache->find(*key, clock_.steady_now(), unix_now(clock_))) {
     co_return std::move(*hit);
+  }
+
+  // The replicas' shared cache: a result another gateway learned, validated again here.
+  const std::shared_ptr<SharedCache> shared = shared_;
+  const std::string shared_key = shared ? "pc:i:v1:" + to_hex(key->data(), key->size()) : "";
+  std::optional<std::string> shared_value;
+  if (shared) shared_value = co_await shared->get(shared_key);
+  if (shared_value) {
+    if (auto outcome = accept_shared(*shared_value, *cache, *key)) co_return std::move(*outcome);
   }
 
   HttpRequestSpec request;
@@ -304,6 +337,10 @@ asio::awaitable<Expected<IntrospectionResult, IntrospectionError>> Introspector:
     if (outcome->exp != 0) ttl = std::min(ttl, std::chrono::seconds(outcome->exp - now));
     if (ttl.count() > 0) {
       cache->store(*key, {.claims = outcome->claims, .exp = outcome->exp, .expires = steady + ttl});
+      if (shared) {
+        shared->put(shared_key, "v1|" + boost::json::serialize(*outcome->claims),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(ttl));
+      }
     }
   } else if (outcome.error() == IntrospectionError::unavailable) {
     app_log()->warn("introspection at {} for provider {}: HTTP {} or unparsable body",

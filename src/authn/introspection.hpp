@@ -11,14 +11,17 @@
 // entries live until min(exp, cache_ttl), negative ones for negative_ttl. The cache is bounded
 // (oldest entries evicted). Scopes are re-checked by the caller on every use, cached or not
 // (Oathkeeper CVE-2021-32701): the cache stores claims, never a route decision.
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cache/shared_cache.hpp"
 #include "core/clock.hpp"
 #include "core/expected.hpp"
 #include "net/http_client.hpp"
@@ -60,6 +63,12 @@ class Introspector : public std::enable_shared_from_this<Introspector> {
   boost::asio::awaitable<Expected<IntrospectionResult, IntrospectionError>> introspect(
       std::string token);
   const IntrospectionOptions& options() const { return options_; }
+
+  // Results shared with the other replicas (Redis): consulted after this process's cache and
+  // before the IdP; a positive result is stored there for min(exp, cache_ttl). A shared
+  // value is checked exactly like a fresh IdP response (active, iss, aud, exp), and a miss,
+  // an error or a slow Redis just means asking the IdP. Set before use (start-up).
+  void set_shared_cache(std::shared_ptr<SharedCache> shared) { shared_ = std::move(shared); }
   std::size_t cache_size() const;
 
  private:
@@ -69,6 +78,12 @@ class Introspector : public std::enable_shared_from_this<Introspector> {
   std::shared_ptr<HttpFetcher> fetcher_;
   const Clock& clock_;
   std::shared_ptr<Cache> cache_;
+  std::shared_ptr<SharedCache> shared_;
+
+  // A value from the shared cache, checked like an IdP response and kept in this process's
+  // cache; nullopt when it is not acceptable here.
+  std::optional<Expected<IntrospectionResult, IntrospectionError>> accept_shared(
+      const std::string& value, Cache& cache, const std::array<unsigned char, 32>& key);
 };
 
 }  // namespace portcullis
