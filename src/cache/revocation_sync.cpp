@@ -1,5 +1,6 @@
 #include "cache/revocation_sync.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "core/log.hpp"
@@ -30,7 +31,14 @@ std::optional<Revocation> revocation_from_entry(std::string_view field, std::str
 RevocationSync::RevocationSync(boost::asio::any_io_executor executor, const RedisConfig& config,
                                RevocationList& revocations)
     : revocations_(revocations),
-      client_(executor, config),
+      // HGETALL is off the request path: a generous timeout, so a slow Redis does not turn
+      // into timed-out commands whose late replies RedisClient mishandles (issue 5 note).
+      client_(executor,
+              [&config] {
+                RedisConfig c = config;
+                c.command_timeout = std::max(c.command_timeout, std::chrono::milliseconds(5000));
+                return c;
+              }()),
       subscriber_(executor, config, std::string(kRevocationsChannel),
                   RedisSubscriber::Handlers{
                       [this](std::string_view, std::string_view message) {
