@@ -5,11 +5,13 @@
 
 namespace portcullis {
 
-std::string AuditChain::line(std::string_view type, std::string_view members) const {
-  std::string out;
-  out.reserve(96 + type.size() + members.size());
+namespace {
+
+// {"seq":N,"prev":"<hex>","type":"<type>"[,members]} appended to `out` (no newline).
+void compose_line(std::string& out, std::uint64_t seq, std::string_view prev, std::string_view type,
+                  std::string_view members) {
   out += "{\"seq\":";
-  out += std::to_string(next_seq);
+  out += std::to_string(seq);
   out += ",\"prev\":\"";
   out += prev;
   out += "\",\"type\":\"";
@@ -20,23 +22,20 @@ std::string AuditChain::line(std::string_view type, std::string_view members) co
     out += members;
   }
   out.push_back('}');
+}
+
+}  // namespace
+
+std::string AuditChain::line(std::string_view type, std::string_view members) const {
+  std::string out;
+  out.reserve(96 + type.size() + members.size());
+  compose_line(out, next_seq, prev, type, members);
   return out;
 }
 
 void AuditChain::append(std::string& out, std::string_view type, std::string_view members) {
   const std::size_t begin = out.size();
-  out += "{\"seq\":";
-  out += std::to_string(next_seq);
-  out += ",\"prev\":\"";
-  out += prev;
-  out += "\",\"type\":\"";
-  out += type;
-  out += '"';
-  if (!members.empty()) {
-    out.push_back(',');
-    out += members;
-  }
-  out.push_back('}');
+  compose_line(out, next_seq, prev, type, members);
   advance(std::string_view(out).substr(begin));
   out.push_back('\n');
 }
