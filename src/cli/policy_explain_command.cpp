@@ -114,22 +114,6 @@ std::optional<std::string> read_identity(const std::string& file) {
   return text.str();
 }
 
-std::string_view auth_name(AuthMode mode) {
-  switch (mode) {
-    case AuthMode::public_access:
-      return "public";
-    case AuthMode::bearer:
-      return "bearer";
-    case AuthMode::sso:
-      return "sso";
-    case AuthMode::bearer_or_sso:
-      return "bearer_or_sso";
-    case AuthMode::mtls:
-      return "mtls";
-  }
-  return "?";
-}
-
 // Why the router would not send this request to `route` ("" when it would match; the host
 // is not known here, so only path and method are checked).
 std::string route_mismatch(const RouteConfig& route, std::string_view method,
@@ -171,7 +155,7 @@ struct Report {
 void print_text(const Report& r) {
   const RouteConfig& route = *r.route;
   const Identity* id = r.identity ? &*r.identity : nullptr;
-  std::cout << "route:    " << route.name << " (auth: " << auth_name(route.auth) << ")\n";
+  std::cout << "route:    " << route.name << " (auth: " << to_string(route.auth) << ")\n";
   std::cout << "policy:   "
             << (route.policy ? policy_heading(*route.policy)
                 : route.auth == AuthMode::public_access
@@ -209,7 +193,7 @@ void print_json(const Report& r) {
   const Identity* id = r.identity ? &*r.identity : nullptr;
   boost::json::object o;
   o["route"] = r.route->name;
-  o["auth"] = auth_name(r.route->auth);
+  o["auth"] = to_string(r.route->auth);
   o["identity"] = identity_json(id);
   o["identity_ignored"] = r.result.identity_ignored;
   o["request"] = boost::json::object{{"method", r.request.method},

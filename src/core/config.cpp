@@ -21,4 +21,20 @@ const IdentityProviderConfig* Config::find_provider(std::string_view name) const
   return nullptr;
 }
 
+std::string_view to_string(AuthMode m) {
+  switch (m) {
+    case AuthMode::public_access:
+      return "public";
+    case AuthMode::bearer:
+      return "bearer";
+    case AuthMode::sso:
+      return "sso";
+    case AuthMode::bearer_or_sso:
+      return "bearer_or_sso";
+    case AuthMode::mtls:
+      return "mtls";
+  }
+  return "unknown";
+}
+
 }  // namespace portcullis

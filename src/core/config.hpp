@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "audit/audit_config.hpp"
@@ -138,6 +139,9 @@ struct IdentityProviderConfig {
 };
 
 enum class AuthMode { public_access, bearer, sso, bearer_or_sso, mtls };
+
+// The config's spelling: "public", "bearer", "sso", "bearer_or_sso", "mtls".
+std::string_view to_string(AuthMode mode);
 
 struct Policy;  // authz/policy.hpp
 

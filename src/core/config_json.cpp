@@ -14,22 +14,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string_view auth_name(AuthMode m) {
-  switch (m) {
-    case AuthMode::public_access:
-      return "public";
-    case AuthMode::bearer:
-      return "bearer";
-    case AuthMode::sso:
-      return "sso";
-    case AuthMode::bearer_or_sso:
-      return "bearer_or_sso";
-    case AuthMode::mtls:
-      return "mtls";
-  }
-  return "unknown";
-}
-
 std::string_view protocol_name(UpstreamProtocol p) {
   switch (p) {
     case UpstreamProtocol::http1:
@@ -150,7 +134,7 @@ std::string config_to_json(const Config& c) {
     json::object o{{"name", r.name},
                    {"match", std::move(match)},
                    {"upstream", r.upstream},
-                   {"auth", auth_name(r.auth)},
+                   {"auth", to_string(r.auth)},
                    {"allow_encoded_slash", r.allow_encoded_slash}};
     if (r.max_body_bytes) o["max_body"] = *r.max_body_bytes;
     if (!r.providers.empty()) o["providers"] = strings(r.providers);
