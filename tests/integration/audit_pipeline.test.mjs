@@ -626,7 +626,13 @@ describe('the audit directory does not exist', { timeout: 60_000 }, () => {
       assert.equal(r.status, 200, r.body.slice(0, 200));
     }
     assert.equal(hits(m), 4);
-    const down = auditMetrics(await fetchMetrics(gw));
+    // The record is submitted when the exchange finishes, just after the response is written:
+    // wait for the fourth rather than read the counter at once (a race seen in CI).
+    let down;
+    await eventually(async () => {
+      down = auditMetrics(await fetchMetrics(gw));
+      return down.dropped - before.dropped >= 4;
+    }, { timeoutMs: 5000, message: '4 records dropped' });
     assert.equal(down.sinkOk, 0);
     assert.ok(down.writeErrors > 0);
     assert.equal(down.dropped - before.dropped, 4, `dropped ${before.dropped} -> ${down.dropped}`);
