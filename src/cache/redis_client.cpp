@@ -220,19 +220,27 @@ void RedisClient::command(std::vector<std::string> args, Callback done) {
   impl_->command(std::move(args), std::move(done));
 }
 
+// The initiation of async_command, a named type rather than a lambda: GCC 12 destroys a
+// lambda temporary inside a co_await expression twice (its captured shared_ptr<Impl> was
+// released one time too many per call, freeing the client under its in-flight commands).
+struct RedisClient::CommandInitiation {
+  std::shared_ptr<Impl> impl;
+
+  template <typename Handler>
+  void operator()(Handler handler, std::vector<std::string> args) const {
+    // Callback is a std::function (copyable); the coroutine's handler is move-only.
+    auto h = std::make_shared<Handler>(std::move(handler));
+    auto ex = asio::get_associated_executor(*h, impl->executor);
+    impl->command(std::move(args), [h, ex](RedisResult r) {
+      asio::dispatch(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+    });
+  }
+};
+
+// Not a coroutine itself: it returns the awaitable that async_initiate builds.
 asio::awaitable<RedisResult> RedisClient::async_command(std::vector<std::string> args) {
-  auto impl = impl_;
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(RedisResult)>(
-      [impl](auto handler, std::vector<std::string> command_args) {
-        // Callback is a std::function (copyable); the coroutine's handler is move-only.
-        using Handler = decltype(handler);
-        auto h = std::make_shared<Handler>(std::move(handler));
-        auto ex = asio::get_associated_executor(*h, impl->executor);
-        impl->command(std::move(command_args), [h, ex](RedisResult r) {
-          asio::dispatch(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-        });
-      },
-      asio::use_awaitable, std::move(args));
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(RedisResult)>(
+      CommandInitiation{impl_}, asio::use_awaitable, std::move(args));
 }
 
 RedisState RedisClient::state() const {

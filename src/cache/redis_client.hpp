@@ -81,6 +81,7 @@ class RedisClient {
 
  private:
   struct Impl;
+  struct CommandInitiation;
   std::shared_ptr<Impl> impl_;
 };
 

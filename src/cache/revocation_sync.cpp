@@ -31,8 +31,8 @@ std::optional<Revocation> revocation_from_entry(std::string_view field, std::str
 RevocationSync::RevocationSync(boost::asio::any_io_executor executor, const RedisConfig& config,
                                RevocationList& revocations)
     : revocations_(revocations),
-      // HGETALL is off the request path: a generous timeout, so a slow Redis does not turn
-      // into timed-out commands whose late replies RedisClient mishandles (issue 5 note).
+      // HGETALL is off the request path and may return many entries: a generous timeout, so
+      // a briefly slow Redis does not make a replica re-read the hash again and again.
       client_(executor,
               [&config] {
                 RedisConfig c = config;

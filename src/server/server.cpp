@@ -15,6 +15,7 @@
 #include "audit/audit_metrics.hpp"
 #include "authn/authn_services.hpp"
 #include "authz/assertion_keys.hpp"
+#include "cache/redis_shared_cache.hpp"
 #include "cache/revocation_sync.hpp"
 #include "cache/revocations.hpp"
 #include "core/config.hpp"
@@ -46,6 +47,7 @@ struct Server::Impl {
   RevocationList revocations{SystemClock::instance()};
   std::unique_ptr<RevocationSync> revocation_sync;  // with cache.redis; changes need a restart
   std::chrono::steady_clock::time_point first_sync_deadline;  // readiness waits until then
+  std::shared_ptr<RedisSharedCache> shared_cache;             // with cache.redis
   ConfigWatcher watcher{control.get_executor(), [this] {
                           app_log()->info("a config or policy file changed: reloading");
                           reload();
@@ -137,6 +139,7 @@ struct Server::Impl {
       authn.stop();
       if (audit) audit->close();  // after the workers: their last records are queued
       if (revocation_sync) revocation_sync->stop();
+      if (shared_cache) shared_cache->stop();
       watcher.stop();
       signals.cancel();
       control.stop();
@@ -152,9 +155,37 @@ struct Server::Impl {
 Server::Server(std::string config_path, std::shared_ptr<const Config> config)
     : impl_(std::make_unique<Impl>()) {
   impl_->config_path = std::move(config_path);
-  // Not wired yet: RedisSharedCache (introspection results shared through Redis) crashes
-  // the process when a timed-out command's late reply arrives (RedisClient bug, see the
-  // issue 5 note); introspection stays per process until that is fixed.
+  if (config->redis) {
+    // Introspection results shared by the replicas; changes to cache.redis need a restart.
+    impl_->shared_cache =
+        std::make_shared<RedisSharedCache>(impl_->control.get_executor(), *config->redis);
+    impl_->shared_cache->start();
+    impl_->authn.set_shared_cache(impl_->shared_cache);
+    RedisSharedCache* shared = impl_->shared_cache.get();
+    MetricsRegistry::instance().add_external_renderer([shared](std::string& out) {
+      const auto st = shared->stats();
+      out +=
+          "# HELP portcullis_shared_cache_total Lookups and stores in the replicas' shared "
+          "cache (Redis): introspection results.\n"
+          "# TYPE portcullis_shared_cache_total counter\n";
+      const auto line = [&](std::string_view result, std::uint64_t v) {
+        out += "portcullis_shared_cache_total{kind=\"introspection\",result=\"";
+        out += result;
+        out += "\"} ";
+        out += std::to_string(v);
+        out += '\n';
+      };
+      line("hit", st.hits);
+      line("miss", st.misses);
+      line("error", st.errors);
+      line("store", st.puts);
+      line("store_error", st.put_errors);
+      out +=
+          "# HELP portcullis_redis_connected 1 when the shared-cache connection to Redis is "
+          "ready.\n# TYPE portcullis_redis_connected gauge\nportcullis_redis_connected ";
+      out += st.connected ? "1\n" : "0\n";
+    });
+  }
   impl_->publish(std::move(config));
 }
 

@@ -17,7 +17,7 @@ import http from 'node:http';
 import path from 'node:path';
 import {
   startGateway, startUpstream, writeConfig, tempDir, rmTemp, freePorts, eventually, sleep,
-  fetchMetrics, httpRequest, rawConnect, parseResponse, responseComplete,
+  fetchMetrics, httpRequest, rawConnect, parseResponse, responseComplete, cleanupList
 } from '../support/harness.mjs';
 import { createTokenIssuer } from '../support/policy.mjs';
 import {
@@ -27,19 +27,6 @@ import {
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
-
-function cleanupList() {
-  const items = [];
-  return {
-    add(fn) { items.push(fn); return fn; },
-    async run() {
-      while (items.length) {
-        const fn = items.pop();
-        try { await fn(); } catch { /* best effort */ }
-      }
-    },
-  };
-}
 
 const issuer = createTokenIssuer({ alg: 'ES256', issuer: 'http://127.0.0.1:9/audit-tests', audience: 'api://audit-tests' });
 const PEOPLE = {

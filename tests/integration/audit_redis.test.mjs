@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   startGateway, startUpstream, writeConfig, tempDir, rmTemp, freePorts, eventually, sleep,
-  fetchMetrics, httpRequest, parseMetrics, metricSum,
+  fetchMetrics, httpRequest, parseMetrics, metricSum, cleanupList
 } from '../support/harness.mjs';
 import { createTokenIssuer } from '../support/policy.mjs';
 import { makeAuditKey, readAuditFile, checkChain } from '../support/audit.mjs';
@@ -29,19 +29,6 @@ import { startRedis, xrange } from '../support/redis.mjs';
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
-
-function cleanupList() {
-  const items = [];
-  return {
-    add(fn) { items.push(fn); return fn; },
-    async run() {
-      while (items.length) {
-        const fn = items.pop();
-        try { await fn(); } catch { /* best effort */ }
-      }
-    },
-  };
-}
 
 const issuer = createTokenIssuer({ alg: 'ES256', issuer: 'http://127.0.0.1:9/audit-redis-tests', audience: 'api://audit-redis-tests' });
 const tokens = {

@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import {
   startGateway, startUpstream, writeConfig, tempDir, rmTemp, freePort, freePorts, runGateway,
-  checkGatewayError, eventually, sleep, fetchMetrics, metricSum, makeCerts,
+  checkGatewayError, eventually, sleep, fetchMetrics, metricSum, makeCerts, cleanupList
 } from '../support/harness.mjs';
 import { startProvider, decodeJwt, revoke } from '../support/oidc/client.mjs';
 import {
@@ -21,20 +21,6 @@ import {
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
-
-/** Stops everything registered, in reverse order, ignoring errors (for after()). */
-function cleanupList() {
-  const items = [];
-  return {
-    add(fn) { items.push(fn); return fn; },
-    async run() {
-      while (items.length) {
-        const fn = items.pop();
-        try { await fn(); } catch { /* best effort */ }
-      }
-    },
-  };
-}
 
 /** Asserts a 401 with WWW-Authenticate error="invalid_token" and a description; returns the challenge. */
 function assertInvalidToken(r, what) {

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   startGateway, startUpstream, writeConfig, tempDir, rmTemp, freePorts, runGateway, toYaml,
-  checkGatewayError, eventually, sleep, fetchMetrics, metricSum, httpRequest, rawRequest, parseResponse,
+  checkGatewayError, eventually, sleep, fetchMetrics, metricSum, httpRequest, rawRequest, parseResponse, cleanupList
 } from '../support/harness.mjs';
 import { startProvider } from '../support/oidc/client.mjs';
 import {
@@ -28,19 +28,6 @@ const fixture = (name) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
-
-function cleanupList() {
-  const items = [];
-  return {
-    add(fn) { items.push(fn); return fn; },
-    async run() {
-      while (items.length) {
-        const fn = items.pop();
-        try { await fn(); } catch { /* best effort */ }
-      }
-    },
-  };
-}
 
 /** GET (or `method`) through the gateway with `Authorization: Bearer TOKEN` (none for null). */
 function call(port, pathname, token, { method = 'GET', headers = {} } = {}) {

@@ -30,7 +30,7 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   BIN, startGateway, startUpstream, writeConfig, tempDir, rmTemp, freePorts, runGateway,
-  checkGatewayError, eventually, sleep, fetchMetrics, metricSum, httpRequest,
+  checkGatewayError, eventually, sleep, fetchMetrics, metricSum, httpRequest, cleanupList
 } from '../support/harness.mjs';
 import { createTokenIssuer, decodeJws } from '../support/policy.mjs';
 import { makeAuditKey, readAuditFile } from '../support/audit.mjs';
@@ -38,19 +38,6 @@ import { startRedis } from '../support/redis.mjs';
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
-
-function cleanupList() {
-  const items = [];
-  return {
-    add(fn) { items.push(fn); return fn; },
-    async run() {
-      while (items.length) {
-        const fn = items.pop();
-        try { await fn(); } catch { /* best effort */ }
-      }
-    },
-  };
-}
 
 const HASH = 'portcullis:revocations';
 const POLL_MS = 50;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "redis_server.hpp"
 
@@ -28,6 +29,14 @@ RedisConfig config_for(const RedisServer& server) {
   RedisConfig c;
   c.address = server.address();
   c.command_timeout = 2000ms;
+  c.connect_timeout = 2000ms;
+  return c;
+}
+
+// The default 25 ms command timeout (for the timeout tests), a generous connect timeout.
+RedisConfig default_timeout_config(const RedisServer& server) {
+  RedisConfig c;
+  c.address = server.address();
   c.connect_timeout = 2000ms;
   return c;
 }
@@ -268,10 +277,7 @@ TEST_F(RedisClientTest, SelectIsolatesDatabases) {
 
 TEST_F(RedisClientTest, CommandTimeoutDropsTheLateReply) {
   RedisServer server({"--enable-debug-command", "yes"});
-  RedisConfig cfg;  // the default 25 ms command timeout
-  cfg.address = server.address();
-  cfg.connect_timeout = 2000ms;
-  RedisClient client(io.get_executor(), cfg);
+  RedisClient client(io.get_executor(), default_timeout_config(server));
   client.start();
   ASSERT_TRUE(run_until(io, [&] { return ready(client); })) << client.last_error();
   ASSERT_EQ(redis_sync_command(server.port(), {"SET", "k", "v"}), status("OK"));
@@ -294,6 +300,65 @@ TEST_F(RedisClientTest, CommandTimeoutDropsTheLateReply) {
   EXPECT_EQ(*value, bulk("v"));
   ASSERT_TRUE(run_until(io, [&] { return client.in_flight() == 0; }));  // late replies drained
   EXPECT_EQ(client.state(), RedisState::ready);
+}
+
+// Several commands time out while Redis stalls, more are sent during the stall, then all the
+// late replies arrive: each command completes exactly once and the late replies are dropped.
+TEST_F(RedisClientTest, ManyTimeoutsWithCommandsSentDuringTheStall) {
+  RedisServer server({"--enable-debug-command", "yes"});
+  RedisClient client(io.get_executor(), default_timeout_config(server));
+  client.start();
+  ASSERT_TRUE(run_until(io, [&] { return ready(client); })) << client.last_error();
+  ASSERT_EQ(redis_sync_command(server.port(), {"SET", "k", "v"}), status("OK"));
+
+  std::thread stall([port = server.port()] {
+    redis_sync_command(port, {"DEBUG", "SLEEP", "0.3"});
+  });
+  // Wait until a probe times out: the stall has begun.
+  ASSERT_TRUE(run_until(io, [&] {
+    auto probe = run(io, client, {"PING"});
+    return probe && !*probe && probe->error() == RedisError::timeout;
+  }));
+  constexpr int kCommands = 12;
+  std::vector<int> completions(kCommands, 0);
+  std::vector<std::optional<RedisResult>> results(kCommands);
+  for (int i = 0; i < kCommands; ++i) {
+    auto record = [&, i](RedisResult r) {
+      ++completions[i];
+      results[i] = std::move(r);
+    };
+    if (i % 3 == 2) {
+      client.command({"SET", "k" + std::to_string(i), "x", "PX", "60000"}, record);
+    } else {
+      boost::asio::co_spawn(
+          io,
+          [&client, record, i]() -> boost::asio::awaitable<void> {
+            std::vector<std::string> get{"GET", "k"};  // GCC 12: no init-list in co_await
+            record(co_await client.async_command(std::move(get)));
+          },
+          boost::asio::detached);
+    }
+    test::run_for(io, 10ms);  // some time out before the next ones are sent
+  }
+  stall.join();
+  ASSERT_TRUE(run_until(io, [&] { return client.in_flight() == 0; }));  // late replies drained
+  // Each completed once, either with a timeout or with its own reply (never another's).
+  int timed_out = 0;
+  for (int i = 0; i < kCommands; ++i) {
+    EXPECT_EQ(completions[i], 1) << "command " << i;
+    ASSERT_TRUE(results[i]) << "command " << i;
+    if (!*results[i]) {
+      EXPECT_EQ(results[i]->error(), RedisError::timeout) << "command " << i;
+      ++timed_out;
+    } else {
+      EXPECT_EQ(**results[i], i % 3 == 2 ? status("OK") : bulk("v")) << "command " << i;
+    }
+  }
+  EXPECT_GE(timed_out, 1);  // the first was sent while the server slept
+  // The connection still answers correctly afterwards.
+  auto after = run(io, client, {"GET", "k"});
+  ASSERT_TRUE(after && *after);
+  EXPECT_EQ(**after, bulk("v"));
 }
 
 TEST_F(RedisClientTest, ServerCrashFailsInFlightThenReconnectsAfterRestart) {

@@ -723,3 +723,17 @@ export function get(port, pathname, { host, headers = {}, ...rest } = {}) {
   if (host) h.host = host;
   return httpRequest({ port, path: pathname, headers: h, ...rest });
 }
+
+/** Stops everything registered, in reverse order, ignoring errors (for after()). */
+export function cleanupList() {
+  const items = [];
+  return {
+    add(fn) { items.push(fn); return fn; },
+    async run() {
+      while (items.length) {
+        const fn = items.pop();
+        try { await fn(); } catch { /* best effort */ }
+      }
+    },
+  };
+}
