@@ -71,7 +71,7 @@ auto& find_or_create(std::mutex& m, Map& map, std::string_view name) {
 
 void Histogram::observe(double seconds) {
   std::size_t i = 0;
-  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  while (i < bounds_.size() && seconds > bounds_[i]) ++i;
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   sum_micros_.fetch_add(static_cast<std::uint64_t>(seconds * 1e6), std::memory_order_relaxed);
 }
@@ -80,10 +80,10 @@ void Histogram::render(std::string& out, std::string_view name, std::string_view
   std::uint64_t cumulative = 0;
   std::string bucket_name = std::string(name) + "_bucket";
   char le[32];
-  for (std::size_t i = 0; i <= kBounds.size(); ++i) {
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
     cumulative += counts_[i].load(std::memory_order_relaxed);
-    if (i < kBounds.size()) {
-      std::snprintf(le, sizeof le, "%g", kBounds[i]);
+    if (i < bounds_.size()) {
+      std::snprintf(le, sizeof le, "%g", bounds_[i]);
     } else {
       std::snprintf(le, sizeof le, "+Inf");
     }

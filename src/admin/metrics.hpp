@@ -2,6 +2,7 @@
 // Process-wide metrics with Prometheus text rendering. Families are created once (at config
 // load, under a lock) and then updated lock-free with relaxed atomics on the hot path; their
 // addresses never change, so a config snapshot can hold plain pointers to them.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -9,22 +10,32 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace portcullis {
 
-// Latency histogram with fixed bucket bounds (seconds).
+// Latency histogram with fixed bucket bounds (seconds): kBounds for requests by default,
+// kRedisBounds (50 us .. 100 ms) for Redis round trips. Lock-free; observe from any thread.
 class Histogram {
  public:
   static constexpr std::array<double, 14> kBounds = {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  static constexpr std::array<double, 11> kRedisBounds = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1};
+  static constexpr std::size_t kMaxBounds = 16;
+
+  Histogram() : bounds_(kBounds) {}
+  explicit Histogram(std::span<const double> bounds)
+      : bounds_(bounds.first(std::min(bounds.size(), kMaxBounds))) {}
   void observe(double seconds);
   void render(std::string& out, std::string_view name, std::string_view labels) const;
 
  private:
-  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> counts_{};
+  std::span<const double> bounds_;  // static storage
+  std::array<std::atomic<std::uint64_t>, kMaxBounds + 1> counts_{};
   std::atomic<std::uint64_t> sum_micros_{0};
 };
 

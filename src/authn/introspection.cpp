@@ -1,5 +1,6 @@
 #include "authn/introspection.hpp"
 
+#include "cache/cache_metrics.hpp"
 #include "core/sha256.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -295,8 +296,10 @@ asio::awaitable<Expected<IntrospectionResult, IntrospectionError>> Introspector:
   const std::optional<Cache::Key> key = cache->key_for(token);
   if (!key) co_return unexpected(IntrospectionError::unavailable);
   if (auto hit = cache->find(*key, clock_.steady_now(), unix_now(clock_))) {
+    introspection_l1_counters().hit();
     co_return std::move(*hit);
   }
+  introspection_l1_counters().miss();
 
   // The replicas' shared cache: a result another gateway learned, validated again here.
   const std::shared_ptr<SharedCache> shared = shared_;

@@ -4,12 +4,17 @@ namespace portcullis {
 
 TokenCache::Hit TokenCache::find(std::string_view token, std::uint64_t generation,
                                  std::int64_t now_seconds) {
+  const auto miss = [this] {
+    misses_.store(misses_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return Hit{};
+  };
   auto it = map_.find(token);
-  if (it == map_.end()) return {};
+  if (it == map_.end()) return miss();
   if (it->second.generation != generation || it->second.expires_at <= now_seconds) {
     map_.erase(it);
-    return {};
+    return miss();
   }
+  hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return {it->second.identity, it->second.provider_index};
 }
 

@@ -5,6 +5,7 @@
 // provider that verified them and the authenticator generation, and expire at the token's exp.
 // Bounded: when full, expired entries are swept, then an arbitrary entry is evicted.
 // Not thread-safe: one per worker.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,6 +29,9 @@ class TokenCache {
   void insert(std::string_view token, std::shared_ptr<const Identity> identity, int provider_index,
               std::uint64_t generation, std::int64_t expires_at, std::int64_t now_seconds);
   std::size_t size() const { return map_.size(); }
+  // Lookups so far; written by the owning worker only, readable from any thread (metrics).
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
   void clear() { map_.clear(); }
 
  private:
@@ -43,6 +47,7 @@ class TokenCache {
   };
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> map_;
   std::size_t max_entries_;
+  std::atomic<std::uint64_t> hits_{0}, misses_{0};  // single writer: no contention
 };
 
 }  // namespace portcullis

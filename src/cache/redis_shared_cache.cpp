@@ -10,9 +10,14 @@ namespace asio = boost::asio;
 
 RedisSharedCache::RedisSharedCache(asio::any_io_executor control, const RedisConfig& config)
     : control_(control),
-      client_(
-          control, config, nullptr,
-          RedisClient::Hooks{[this](RedisState s) { connected_ = s == RedisState::ready; }, {}}) {}
+      client_(control, config, nullptr,
+              RedisClient::Hooks{
+                  .on_state = [this](RedisState s) { connected_ = s == RedisState::ready; },
+                  .on_round_trip =
+                      [this](std::chrono::nanoseconds rtt) {
+                        round_trip_.observe(std::chrono::duration<double>(rtt).count());
+                      },
+              }) {}
 
 void RedisSharedCache::start() {
   asio::post(control_, [self = shared_from_this()] { self->client_.start(); });

@@ -2,7 +2,7 @@
 // RedisSharedCache: SharedCache over one RedisClient on the control io_context (GET; SET PX).
 // Callers on worker executors hop to the control executor for the command and back; a slow
 // or down Redis costs at most the command timeout (25 ms by default) and reads as a miss.
-// Counts hits, misses and errors for /metrics (portcullis_shared_cache_total).
+// Counts hits, misses and errors and the Redis round trips for /metrics (cache_metrics.hpp).
 //
 //   auto cache = std::make_shared<RedisSharedCache>(control.get_executor(), redis_config);
 //   cache->start();
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "admin/metrics.hpp"
 #include "cache/redis_client.hpp"
 #include "cache/shared_cache.hpp"
 
@@ -33,12 +34,14 @@ class RedisSharedCache final : public SharedCache,
   boost::asio::awaitable<std::optional<std::string>> get(std::string key) override;
   void put(std::string key, std::string value, std::chrono::milliseconds ttl) override;
   Stats stats() const;
+  const Histogram& round_trip() const { return round_trip_; }  // GET/SET answered in time
 
  private:
   // On the control executor (the client's).
   boost::asio::awaitable<std::optional<std::string>> run_get(std::string key);
 
   boost::asio::any_io_executor control_;
+  Histogram round_trip_{Histogram::kRedisBounds};  // before client_: its hooks feed it
   RedisClient client_;
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> hits_{0}, misses_{0}, errors_{0}, puts_{0}, put_errors_{0};

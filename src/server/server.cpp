@@ -15,6 +15,7 @@
 #include "audit/audit_metrics.hpp"
 #include "authn/authn_services.hpp"
 #include "authz/assertion_keys.hpp"
+#include "cache/cache_metrics.hpp"
 #include "cache/redis_shared_cache.hpp"
 #include "cache/revocation_sync.hpp"
 #include "cache/revocations.hpp"
@@ -161,30 +162,6 @@ Server::Server(std::string config_path, std::shared_ptr<const Config> config)
         std::make_shared<RedisSharedCache>(impl_->control.get_executor(), *config->redis);
     impl_->shared_cache->start();
     impl_->authn.set_shared_cache(impl_->shared_cache);
-    RedisSharedCache* shared = impl_->shared_cache.get();
-    MetricsRegistry::instance().add_external_renderer([shared](std::string& out) {
-      const auto st = shared->stats();
-      out +=
-          "# HELP portcullis_shared_cache_total Lookups and stores in the replicas' shared "
-          "cache (Redis): introspection results.\n"
-          "# TYPE portcullis_shared_cache_total counter\n";
-      const auto line = [&](std::string_view result, std::uint64_t v) {
-        out += "portcullis_shared_cache_total{kind=\"introspection\",result=\"";
-        out += result;
-        out += "\"} ";
-        out += std::to_string(v);
-        out += '\n';
-      };
-      line("hit", st.hits);
-      line("miss", st.misses);
-      line("error", st.errors);
-      line("store", st.puts);
-      line("store_error", st.put_errors);
-      out +=
-          "# HELP portcullis_redis_connected 1 when the shared-cache connection to Redis is "
-          "ready.\n# TYPE portcullis_redis_connected gauge\nportcullis_redis_connected ";
-      out += st.connected ? "1\n" : "0\n";
-    });
   }
   impl_->publish(std::move(config));
 }
@@ -256,6 +233,15 @@ int Server::run() {
                                                  config->redis ? &s.revocations : nullptr));
     s.workers.back()->open_listeners();
   }
+  MetricsRegistry::instance().add_external_renderer([&s](std::string& out) {
+    CacheMetricsInput in;
+    for (const auto& w : s.workers) {
+      in.token_hits += w->token_cache().hits();
+      in.token_misses += w->token_cache().misses();
+    }
+    in.shared = s.shared_cache.get();
+    render_cache_metrics(in, out);
+  });
   if (config->admin.address) {
     AdminHooks hooks;
     // Not ready until the first revocation sync (bounded): a replica must not take traffic

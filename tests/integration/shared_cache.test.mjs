@@ -21,11 +21,12 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import {
   startGateway, startUpstream, tempDir, rmTemp, eventually, sleep, fetchMetrics, metricSum, cleanupList
 } from '../support/harness.mjs';
 import { startProvider, revoke } from '../support/oidc/client.mjs';
-import { providerEntry, bearerConfig, writeSecret, call } from '../support/bearer.mjs';
+import { providerEntry, bearerConfig, defaultRoutes, writeSecret, call } from '../support/bearer.mjs';
 import { startRedis } from '../support/redis.mjs';
 
 // ---------------------------------------------------------------------------------------
@@ -77,9 +78,12 @@ describe('introspection results shared by the replicas through Redis', { timeout
     return v === null ? null : v.toString('latin1');
   };
 
-  async function startReplica() {
+  async function startReplica({ ordersPolicy } = {}) {
+    const routes = defaultRoutes();
+    if (ordersPolicy) routes[0].policy = ordersPolicy;
     const { config } = await bearerConfig({
       upstream,
+      routes,
       providers: [providerEntry(idp, {
         introspection: {
           endpoint: idp.introspectionEndpoint,
@@ -401,5 +405,64 @@ describe('introspection results shared by the replicas through Redis', { timeout
       const no = await call(gwD.port, `/orders/after-garbage${i}`, `garbage-after-sleep-${i}-${crypto.randomBytes(6).toString('hex')}`);
       assert.equal(no.status, 401, `garbage after the sleep: ${show(no)}`);
     }
+  });
+  test('a policy reload applies at once to tokens whose introspection is cached (L1 and Redis): no stale allow', async () => {
+    const policyFile = `${dir}/orders-reload.yaml`;
+    const allowText = 'allow:\n  scope: {has: orders:read}\n';
+    const denyText = 'allow:\n  scope: {has: orders:read}\ndeny:\n  client_id: {is: opaque-client}\n';
+    fs.writeFileSync(policyFile, allowText);
+    const gwC = await startReplica({ ordersPolicy: policyFile });
+    const { token } = await storedByA();
+    const c0 = await introspections();
+    const m0 = await sharedMetrics(gwC);
+    const r1 = await call(gwC.port, '/orders/before', token);
+    assert.equal(r1.status, 200, `C before the reload: ${show(r1)}`);
+    assert.equal((await sharedMetrics(gwC)).hit, m0.hit + 1, "C's first use came from Redis");
+    assert.equal((await call(gwC.port, '/orders/again', token)).status, 200);
+
+    // Same token, same caches; the policy now denies it: every answer after the reload is 403.
+    const cacheHits = async () => {
+      const text = await fetchMetrics(gwC);
+      return metricSum(text, 'portcullis_local_cache_total', { result: 'hit' })
+        + metricSum(text, 'portcullis_shared_cache_total', { result: 'hit' });
+    };
+    const hitsBefore = await cacheHits();
+    const reloadsBefore = metricSum(await fetchMetrics(gwC), 'portcullis_config_reloads_total', { result: 'success' });
+    fs.writeFileSync(`${policyFile}.tmp`, denyText);
+    fs.renameSync(`${policyFile}.tmp`, policyFile);
+    gwC.reload();
+    await eventually(async () => metricSum(await fetchMetrics(gwC), 'portcullis_config_reloads_total', { result: 'success' }) > reloadsBefore,
+      { timeoutMs: 5000, message: 'C reloaded' });
+    for (let i = 0; i < 5; i++) {
+      const r = await call(gwC.port, `/orders/after${i}`, token);
+      assert.equal(r.status, 403, `C after the reload (${i}): ${show(r)}`);
+    }
+    // The identity came from the caches (L1 token/introspection or Redis), never the IdP: the
+    // identity is cached, the decision is not.
+    assert.equal(await introspections(), c0, 'C asked the IdP again');
+    const hits = (await cacheHits()) - hitsBefore;
+    assert.ok(hits >= 5, `cache hits on C for the 5 denied requests: ${hits}`);
+
+    // And back: allowed again, still without the IdP.
+    fs.writeFileSync(`${policyFile}.tmp`, allowText);
+    fs.renameSync(`${policyFile}.tmp`, policyFile);
+    gwC.reload();
+    await eventually(async () => (await call(gwC.port, '/orders/restored', token)).status === 200,
+      { timeoutMs: 5000, message: 'allowed again after the second reload' });
+    assert.equal(await introspections(), c0);
+    await gwC.stop();
+  });
+
+  test('/metrics: L1 counters and the Redis round-trip histogram', async () => {
+    const text = await fetchMetrics(gwA);
+    for (const [cache, result] of [['token', 'hit'], ['token', 'miss'], ['introspection', 'hit'], ['introspection', 'miss']]) {
+      assert.match(text, new RegExp(`^portcullis_local_cache_total\\{cache="${cache}",result="${result}"\\} \\d+$`, 'm'));
+    }
+    assert.ok(metricSum(text, 'portcullis_local_cache_total', { cache: 'introspection', result: 'miss' }) >= 1);
+    const count = metricSum(text, 'portcullis_redis_round_trip_seconds_count', { client: 'shared_cache' });
+    assert.ok(count >= 1, `portcullis_redis_round_trip_seconds_count ${count}`);
+    const inf = metricSum(text, 'portcullis_redis_round_trip_seconds_bucket', { client: 'shared_cache', le: '+Inf' });
+    assert.equal(inf, count, 'the +Inf bucket equals the count');
+    assert.match(text, /^portcullis_redis_round_trip_seconds_bucket\{client="shared_cache",le="5e-05"\} \d+$/m);
   });
 });
