@@ -4,14 +4,15 @@
 // PORTCULLIS_BENCH_REDIS=127.0.0.1:PORT; without it these benchmarks report an error.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cache/redis_shared_cache.hpp"
 
@@ -27,27 +28,40 @@ void run_gets(benchmark::State& state, const std::string& address, bool expect_h
   config.address = address;
   auto cache = std::make_shared<portcullis::RedisSharedCache>(io.get_executor(), config);
   cache->start();
+  // Let it connect, then store the value the hits read.
+  io.run_for(std::chrono::milliseconds(300));
+  io.restart();
   if (expect_hit) cache->put("pc:bench:key", std::string(600, 'v'), std::chrono::minutes(5));
-  // Let it connect (and store) first.
-  asio::steady_timer settle(io, std::chrono::milliseconds(300));
-  settle.async_wait([](auto) {});
-  io.run_for(std::chrono::milliseconds(400));
+  io.run_for(std::chrono::milliseconds(100));
   io.restart();
   bool failed = false;
+  std::vector<double> latencies_us;
+  latencies_us.reserve(1 << 16);
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
         for (auto _ : state) {
+          const auto started = std::chrono::steady_clock::now();
           auto v = co_await cache->get("pc:bench:key");
+          latencies_us.push_back(
+              std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started)
+                  .count());
           if (v.has_value() != expect_hit) failed = true;
         }
+        cache->stop();  // the connection is the io_context's last work: run() returns
       },
       asio::detached);
   io.run();
-  cache->stop();
-  io.restart();
-  io.run_for(std::chrono::milliseconds(50));
   if (failed) state.SkipWithError(expect_hit ? "expected hits" : "expected misses");
+  if (!latencies_us.empty()) {
+    std::sort(latencies_us.begin(), latencies_us.end());
+    const auto at = [&](double p) {
+      return latencies_us[std::min(latencies_us.size() - 1,
+                                   static_cast<std::size_t>(p * latencies_us.size()))];
+    };
+    state.counters["p50_us"] = at(0.50);
+    state.counters["p99_us"] = at(0.99);
+  }
 }
 
 void BM_SharedCacheHitRedisUp(benchmark::State& state) {

@@ -25,7 +25,7 @@ struct LocalCacheCounters {
 LocalCacheCounters& introspection_l1_counters();
 
 struct CacheMetricsInput {
-  std::uint64_t token_hits = 0;    // summed over the workers' TokenCaches
+  std::uint64_t token_hits = 0;  // summed over the workers' TokenCaches
   std::uint64_t token_misses = 0;
   const RedisSharedCache* shared = nullptr;  // null without cache.redis
 };
