@@ -954,10 +954,12 @@ void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
     if (auto s = scalar(*p, "a protocol (http1)")) {
       if (*s == "http1") {
         upstream.protocol = UpstreamProtocol::http1;
-      } else if (*s == "h2c" || *s == "h2") {
-        value_error(*p, "protocol " + in_quotes(*s) +
-                            " is not supported yet (HTTP/2 upstreams arrive with the HTTP/2 "
-                            "issue)");
+      } else if (*s == "h2c") {
+        upstream.protocol = UpstreamProtocol::h2c;
+      } else if (*s == "h2") {
+        value_error(*p,
+                    "protocol \"h2\" (HTTP/2 over TLS to the upstream) is not supported "
+                    "yet; use h2c inside the mesh");
       } else {
         value_error(*p, "unknown protocol " + in_quotes(*s) + "; valid protocols: http1, h2c, h2");
       }
@@ -1433,9 +1435,30 @@ void Loader::parse_match(const Field& f, RouteMatch& match) {
       }
     }
   }
-  for (std::string_view key : {"grpc_service", "grpc_method"}) {
-    if (const Field* g = m->get(key)) {
-      error(g->key_node, g->path + ": grpc matching is not supported yet (HTTP/2 issue)");
+  // gRPC: "package.Service" and "Method" (HTTP/2 requests to /package.Service/Method).
+  const auto grpc_name = [](std::string_view v) {
+    return !v.empty() && std::all_of(v.begin(), v.end(), [](unsigned char c) {
+      return std::isalnum(c) || c == '.' || c == '_';
+    });
+  };
+  if (const Field* g = m->get("grpc_service")) {
+    if (auto s = scalar(*g, "a gRPC service name (package.Service)")) {
+      if (grpc_name(*s)) {
+        match.grpc_service = *s;
+      } else {
+        value_error(*g, "gRPC service " + in_quotes(*s) + " must be letters, digits, '.', '_'");
+      }
+    }
+  }
+  if (const Field* g = m->get("grpc_method")) {
+    if (auto s = scalar(*g, "a gRPC method name")) {
+      if (!grpc_name(*s) || s->find('.') != std::string::npos) {
+        value_error(*g, "gRPC method " + in_quotes(*s) + " must be letters, digits, '_'");
+      } else if (!m->get("grpc_service")) {
+        value_error(*g, "grpc_method needs grpc_service");
+      } else {
+        match.grpc_method = *s;
+      }
     }
   }
 }

@@ -30,6 +30,7 @@
 #include "audit/audit_log.hpp"
 #include "authz/assertion_signer.hpp"
 #include "core/log.hpp"
+#include "h2/h2_server_session.hpp"
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
 #include "proxy/admission.hpp"
@@ -776,20 +777,7 @@ template <class Stream>
 void H1Session<Stream>::finish(Exchange& ex) {
   if (ex.finished) return;
   ex.finished = true;
-  auto& ctx = ex.ctx;
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-  RouteMetrics* m = ctx.route_metrics ? ctx.route_metrics : ex.runtime->unmatched_metrics;
-  m->record(ctx.status, seconds);
-  const auto now = std::chrono::system_clock::now();
-  if (auto* log = worker_.access_logger()) {
-    log->log(spdlog::level::info, "{}", access_log_line(ctx, now));
-  }
-  if (AuditWriter* audit = worker_.audit()) {
-    thread_local AuditEvent event;  // reused: its strings keep their capacity
-    fill_audit_event(ctx, now, event);
-    audit->submit(audit_event_body(event));
-  }
+  worker_.record_request(*ex.runtime, ex.ctx);
 }
 
 }  // namespace
@@ -820,6 +808,13 @@ asio::awaitable<void> serve_h1_tls(tcp::socket socket, Worker& worker,
     co_return;
   }
   beast::get_lowest_layer(stream).expires_never();
+  const unsigned char* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_len);
+  if (std::string_view(reinterpret_cast<const char*>(alpn), alpn ? alpn_len : 0) == "h2") {
+    co_await serve_h2_tls(std::move(stream), worker, std::move(listener));
+    co_return;
+  }
   H1Session<TlsStream> session(stream, worker, std::move(listener), peer);
   co_await session.run();
 }

@@ -90,7 +90,7 @@ LocalReply authorize(const Runtime& runtime, RequestContext& ctx, RevocationView
       return reply;
     }
   }
-  const RequestAttributes attributes{ctx.method, ctx.path, {}, ctx.peer};
+  const RequestAttributes attributes{ctx.method, ctx.path, ctx.grpc_method, ctx.peer};
   const Identity* identity = ctx.identity.get();
   const RoutePolicyMetrics& metrics = runtime.route_policy_metrics[ctx.route_index];
   ctx.policy_decision = decide_route_policy(route, identity, attributes);
@@ -168,7 +168,7 @@ void fill_audit_event(const RequestContext& ctx, std::chrono::system_clock::time
   set(e.method, ctx.method);
   set(e.authority, ctx.authority);
   set(e.path, ctx.path);
-  e.grpc_method.clear();
+  set(e.grpc_method, ctx.grpc_method);
   e.source = ctx.peer.to_string();  // fits the short-string buffer for IPv4
   e.source_port = ctx.peer_port;
   set(e.subject, id ? std::string_view(id->subject) : std::string_view{});
@@ -237,6 +237,7 @@ std::string access_log_line(const RequestContext& ctx, std::chrono::system_clock
   field("method", ctx.method);
   field("authority", ctx.authority);
   field("path", ctx.path);
+  if (!ctx.grpc_method.empty()) field("grpc_method", ctx.grpc_method);
   field("source", ctx.peer.to_string());
   number("source_port", ctx.peer_port);
   field("subject", ctx.identity ? std::string_view(ctx.identity->subject) : std::string_view{});

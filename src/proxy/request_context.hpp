@@ -36,6 +36,7 @@ struct RequestContext {
   std::string query;      // verbatim, without '?'
   std::optional<std::uint64_t> content_length;  // absent when unknown (chunked) or no body
   bool has_body = false;
+  std::string grpc_method;  // "/pkg.Service/Method" for gRPC requests (HTTP/2), else ""
 
   // Correlation.
   std::string request_id;
@@ -54,7 +55,7 @@ struct RequestContext {
   // before authorization).
   PolicyDecision policy_decision;
   std::optional<PolicyDecision> shadow_decision;  // the route's shadow_policy, never enforced
-  std::shared_ptr<const Identity> identity;  // set by authentication (null on public routes)
+  std::shared_ptr<const Identity> identity;       // set by authentication (null on public routes)
 
   // Outcome, for logs and metrics.
   std::chrono::steady_clock::time_point started;

@@ -3,13 +3,18 @@
 #include "cache/revocations.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.hpp"
+#include "h2/h2_server_session.hpp"
+#include "h2/h2_upstream_pool.hpp"
 #include "http/h1_session.hpp"
 
 namespace portcullis {
@@ -36,6 +41,7 @@ Worker::Worker(unsigned id, RuntimeHolder& runtimes,
       runtime_(runtimes.current()),
       listeners_(listeners),
       pool_(io_, SystemClock::instance()),
+      h2_pool_(std::make_unique<H2UpstreamPool>()),
       access_log_(access_log()),
       audit_(audit),
       audit_deny_(audit_deny),
@@ -75,6 +81,7 @@ void Worker::begin_drain() {
     std::vector<DownstreamConnection*> conns(connections_.begin(), connections_.end());
     for (auto* c : conns) c->close_if_idle();
     pool_.close_idle();
+    h2_pool_->close_all();
   });
 }
 
@@ -125,13 +132,40 @@ asio::awaitable<void> Worker::accept_loop(Acceptor& a) {
   }
 }
 
+namespace {
+
+// Prior-knowledge h2c: the client starts with the HTTP/2 preface. Peeks (consumes nothing)
+// until the first bytes either differ from it (HTTP/1.1) or match all 24.
+asio::awaitable<bool> starts_with_h2_preface(tcp::socket& socket, Duration limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::array<char, kH2Preface.size()> peek{};
+  for (;;) {
+    auto [ec] =
+        co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return false;
+    boost::system::error_code rec;
+    const std::size_t n = socket.receive(asio::buffer(peek), tcp::socket::message_peek, rec);
+    if (rec || n == 0) co_return false;
+    if (std::string_view(peek.data(), n) != kH2Preface.substr(0, n)) co_return false;
+    if (n == kH2Preface.size()) co_return true;
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    asio::steady_timer t(socket.get_executor(), std::chrono::milliseconds(5));
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace
+
 asio::awaitable<void> Worker::serve(tcp::socket socket, std::shared_ptr<ListenerRuntime> listener) {
   active_.fetch_add(1, std::memory_order_relaxed);
   listener->metrics->connections_active.fetch_add(1, std::memory_order_relaxed);
   listener->metrics->connections_total.fetch_add(1, std::memory_order_relaxed);
   auto* metrics = listener->metrics;
   if (listener->tls) {
-    co_await serve_h1_tls(std::move(socket), *this, std::move(listener));
+    co_await serve_h1_tls(std::move(socket), *this, std::move(listener));  // h2 by ALPN inside
+  } else if (co_await starts_with_h2_preface(socket, listener->config.limits.header_timeout)) {
+    co_await serve_h2_plain(boost::beast::tcp_stream(std::move(socket)), *this, std::move(listener),
+                            {});
   } else {
     co_await serve_h1_plain(std::move(socket), *this, std::move(listener));
   }

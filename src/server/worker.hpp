@@ -25,6 +25,8 @@ class logger;
 namespace portcullis {
 
 class AuditWriter;
+class H2UpstreamPool;
+struct RequestContext;
 class RevocationList;
 class RevocationView;
 
@@ -72,6 +74,10 @@ class Worker {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   std::size_t active_connections() const { return active_.load(std::memory_order_relaxed); }
 
+  // A finished request: route metrics, access log line, audit record (any codec).
+  void record_request(const Runtime& runtime, const RequestContext& ctx);
+  H2UpstreamPool& h2_pool() { return *h2_pool_; }
+
   void register_connection(DownstreamConnection* c);
   void unregister_connection(DownstreamConnection* c);
 
@@ -90,6 +96,7 @@ class Worker {
   std::vector<std::shared_ptr<ListenerRuntime>> listeners_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   UpstreamPool pool_;
+  std::unique_ptr<H2UpstreamPool> h2_pool_;
   OpenSslRandom random_;
   TokenCache token_cache_;
   AssertionCache assertions_{SystemClock::instance(), random_};

@@ -579,19 +579,26 @@ const ErrorCase kErrorCases[] = {
                                      "    match: {}\n"
                                      "    upstream: app\n",
      4, 5, "missing required key 'auth' in 'routes[0]'"},
-    {"grpc matching",
+    {"grpc method without service",
      VALID_LISTENERS VALID_UPSTREAMS "routes:\n"
                                      "  - name: r\n"
-                                     "    match: {grpc_service: payments.v1.Payments}\n"
+                                     "    match: {path_prefix: /, grpc_method: Pay}\n"
                                      "    upstream: app\n"
                                      "    auth: public\n",
-     5, 13, "grpc matching is not supported yet (HTTP/2 issue)"},
-    {"h2c protocol",
+     5, 42, "grpc_method needs grpc_service"},
+    {"grpc service with a slash",
+     VALID_LISTENERS VALID_UPSTREAMS "routes:\n"
+                                     "  - name: r\n"
+                                     "    match: {grpc_service: payments/v1}\n"
+                                     "    upstream: app\n"
+                                     "    auth: public\n",
+     5, 27, "gRPC service 'payments/v1' must be letters, digits, '.', '_'"},
+    {"h2 protocol",
      VALID_LISTENERS "upstreams:\n"
                      "  - name: app\n"
-                     "    protocol: h2c\n"
+                     "    protocol: h2\n"
                      "    endpoints: ['127.0.0.1:9000']\n" VALID_ROUTES,
-     4, 15, "protocol 'h2c' is not supported yet (HTTP/2 upstreams arrive with the HTTP/2 issue)"},
+     4, 15, "protocol \"h2\" (HTTP/2 over TLS to the upstream) is not supported yet"},
     {"unknown protocol",
      VALID_LISTENERS "upstreams:\n"
                      "  - name: app\n"
@@ -676,7 +683,7 @@ TEST_F(ConfigLoaderTest, ReportsEveryErrorAtOnceInFileOrder) {
       "    address: 'localhost:8080'\n"
       "    typo: 1\n"
       "upstreams:\n"
-      "  - {name: app, protocol: h2c, endpoints: ['127.0.0.1:9000']}\n"
+      "  - {name: app, protocol: h2, endpoints: ['127.0.0.1:9000']}\n"
       "routes:\n"
       "  - {name: r, match: {path_prefix: '/a/./b'}, upstream: nope, auth: sso}\n");
   ASSERT_FALSE(r.ok());

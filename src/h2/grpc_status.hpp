@@ -1,0 +1,24 @@
+#pragma once
+// gRPC in the gateway's own answers: the grpc-status for a refusal the gateway makes (the
+// HTTP status it would have answered, mapped as gRPC's HTTP-to-gRPC table does, with the
+// gateway's timeouts as DEADLINE_EXCEEDED and size limits as RESOURCE_EXHAUSTED), the
+// percent-encoding of grpc-message, and what makes a request gRPC.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace portcullis {
+
+// 0 OK .. 16 UNAUTHENTICATED (the codes of grpc/status.h).
+int grpc_status_for_http(unsigned http_status);
+
+// grpc-message encoding: bytes outside 0x20..0x7E and '%' become %XX.
+std::string grpc_percent_encode(std::string_view message);
+
+// "application/grpc", "application/grpc+proto", "application/grpc;..." (not grpc-web).
+bool is_grpc_content_type(std::string_view content_type);
+
+// "/pkg.Service/Method" shape: two non-empty segments after a leading '/'.
+bool is_grpc_path(std::string_view path);
+
+}  // namespace portcullis

@@ -1,0 +1,166 @@
+#include "h2/h2_pump.hpp"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <vector>
+
+namespace portcullis {
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kWriteBatch = 64 * 1024;
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+namespace beast = boost::beast;
+
+template <class Stream>
+tcp::socket& lowest(Stream& s) {
+  return beast::get_lowest_layer(s).socket();
+}
+
+template <class Stream>
+class PumpImpl final : public H2Pump {
+ public:
+  explicit PumpImpl(Stream stream) : stream_(std::move(stream)), wake_(stream_.get_executor()) {}
+
+  asio::awaitable<void> run(nghttp2_session* session, std::string already_read) override {
+    session_ = session;
+    running_ = true;
+    writer_done_ = false;
+    // The writer runs beside the reader; both end when the connection does.
+    asio::co_spawn(
+        stream_.get_executor(),
+        [this]() -> asio::awaitable<void> {
+          co_await write_loop();
+          writer_done_ = true;
+          finished_.cancel();
+        },
+        asio::detached);
+    if (!already_read.empty() && !feed(already_read.data(), already_read.size())) {
+      close();
+    }
+    kick();
+    std::array<char, kReadChunk> buf;
+    while (!closed_) {
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), use_nothrow);
+      if (ec) {
+        if (error_.empty() && ec != asio::error::eof && ec != asio::error::operation_aborted) {
+          error_ = ec.message();
+        }
+        break;
+      }
+      if (!feed(buf.data(), n)) break;
+      kick();
+    }
+    if (!flush_then_close_) close();  // else the writer flushes the GOAWAY, then closes
+    // Wait for the writer to notice (it holds references to this object).
+    while (!writer_done_) {
+      finished_.expires_at(asio::steady_timer::time_point::max());
+      co_await finished_.async_wait(use_nothrow);
+    }
+    running_ = false;
+  }
+
+  void kick() override {
+    if (!closed_) wake_.cancel();
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    lowest(stream_).cancel(ignored);
+    lowest(stream_).shutdown(tcp::socket::shutdown_both, ignored);
+    lowest(stream_).close(ignored);
+    wake_.cancel();
+  }
+
+  bool closed() const override { return closed_; }
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
+  const std::string& error() const override { return error_; }
+
+ private:
+  bool feed(const char* data, std::size_t n) {
+    const auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), n);
+    if (rv < 0) {
+      if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
+      // Let the GOAWAY nghttp2 queued go out before closing.
+      flush_then_close_ = true;
+      kick();
+      return false;
+    }
+    return true;
+  }
+
+  asio::awaitable<void> write_loop() {
+    std::vector<char> out;
+    out.reserve(kWriteBatch);
+    for (;;) {
+      if (closed_ && !flush_then_close_) break;
+      out.clear();
+      while (out.size() < kWriteBatch) {
+        const uint8_t* data = nullptr;
+        const auto n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+          if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(n));
+          close();
+          co_return;
+        }
+        if (n == 0) break;
+        out.insert(out.end(), data, data + n);
+      }
+      if (!out.empty()) {
+        auto [ec, written] = co_await asio::async_write(stream_, asio::buffer(out), use_nothrow);
+        (void)written;
+        if (ec) {
+          if (error_.empty() && ec != asio::error::operation_aborted) error_ = ec.message();
+          flush_then_close_ = false;
+          close();
+          co_return;
+        }
+        continue;
+      }
+      if (flush_then_close_ ||
+          (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) {
+        // Nothing more to say (GOAWAY sent and streams done, or a fatal error flushed).
+        flush_then_close_ = false;
+        close();
+        co_return;
+      }
+      if (closed_) co_return;
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(use_nothrow);
+    }
+  }
+
+  Stream stream_;
+  asio::steady_timer wake_;
+  asio::steady_timer finished_{stream_.get_executor()};
+  nghttp2_session* session_ = nullptr;
+  std::string error_;
+  bool closed_ = false;
+  bool running_ = false;
+  bool writer_done_ = true;
+  bool flush_then_close_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<H2Pump> make_h2_pump(beast::tcp_stream stream) {
+  return std::make_unique<PumpImpl<beast::tcp_stream>>(std::move(stream));
+}
+
+std::unique_ptr<H2Pump> make_h2_pump(beast::ssl_stream<beast::tcp_stream> stream) {
+  return std::make_unique<PumpImpl<beast::ssl_stream<beast::tcp_stream>>>(std::move(stream));
+}
+
+}  // namespace portcullis
