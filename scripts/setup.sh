@@ -18,6 +18,9 @@ if [[ "${1:-}" == "--test" ]]; then
   # The Redis audit stream sink test (tests/integration/audit_redis.test.mjs) starts its own
   # redis-server on a free port; redis-server depends on redis-tools (redis-cli).
   packages+=(redis-server)
+  # HTTP/2 tests and benches: nghttp and h2load (nghttp2-client), nghttpd as an h2c upstream
+  # (nghttp2-server).
+  packages+=(nghttp2-client nghttp2-server)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -93,6 +93,11 @@ class PumpImpl final : public H2Pump {
     const auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), n);
     if (rv < 0) {
       if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
+      // A fatal error does not always queue a GOAWAY (callback failures, CONTINUATION
+      // floods): queue one, so the peer learns why before the connection closes.
+      nghttp2_session_terminate_session(session_, rv == NGHTTP2_ERR_CALLBACK_FAILURE
+                                                      ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                      : NGHTTP2_PROTOCOL_ERROR);
       // Let the GOAWAY nghttp2 queued go out before closing.
       flush_then_close_ = true;
       kick();

@@ -81,9 +81,12 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
   bool req_end = false;
   std::uint64_t body_limit = 0;
 
-  // Upstream.
+  // Upstream. `up` stays set after the upstream stream ends: bytes still buffered here must be
+  // consumed on its connection window when they are sent on (or the window leaks shut).
   std::shared_ptr<H2UpstreamSession> up;
   int32_t up_id = -1;
+  bool up_open = false;           // the upstream stream is open (events arrive, resets make sense)
+  std::size_t up_unconsumed = 0;  // upstream bytes in resp_buf, not yet given back
 
   // Response.
   bool response_started = false;
@@ -117,6 +120,9 @@ class H2ServerSession final : public DownstreamConnection {
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    // Debian's libnghttp2 (CVE-2024-28182 backport) caps CONTINUATION frames itself (8 by
+    // default); set the cap to ours so both agree.
+    nghttp2_option_set_max_continuations(opt, kMaxContinuations);
     nghttp2_session_server_new2(&session_, cbs, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -184,12 +190,14 @@ class H2ServerSession final : public DownstreamConnection {
   }
 
   void abandon_upstream(Stream& s) {
-    if (s.up && s.up_id >= 0) {
+    if (s.up_open) {
       s.up->detach(s.up_id);
       s.up->reset(s.up_id, NGHTTP2_CANCEL);
+      s.up_open = false;
     }
-    s.up.reset();
-    s.up_id = -1;
+    if (s.up && s.up_unconsumed > 0) s.up->consume(s.up_id, s.up_unconsumed);
+    s.up_unconsumed = 0;
+    s.resp_buf.clear();
   }
 
   // A local answer: trailers-only for gRPC, JSON otherwise.
@@ -249,9 +257,10 @@ class H2ServerSession final : public DownstreamConnection {
     out.reserve(h.size() + 1);
     out.push_back(nv(":status", status_text));
     for (const auto& x : h) {
-      if (is_hop_by_hop(x.name)) continue;
+      if (is_hop_by_hop(x.name) || x.name == "x-request-id") continue;
       out.push_back(nv(x.name, x.value));
     }
+    out.push_back(nv("x-request-id", s.ctx.request_id));
     if (end_stream) {
       s.resp_end = true;
       nghttp2_submit_response(session_, s.id, out.data(), out.size(), nullptr);
@@ -316,7 +325,7 @@ class H2ServerSession final : public DownstreamConnection {
     auto* self = static_cast<H2ServerSession*>(user);
     if (hd->type == NGHTTP2_CONTINUATION) {
       if (Stream* s = self->find(hd->stream_id); s && ++s->continuations > kMaxContinuations) {
-        return NGHTTP2_ERR_CALLBACK_FAILURE;  // ends the connection with a GOAWAY
+        return NGHTTP2_ERR_CALLBACK_FAILURE;  // fatal: the pump sends GOAWAY and closes
       }
     }
     return 0;
@@ -370,7 +379,7 @@ class H2ServerSession final : public DownstreamConnection {
       self->start(*s);
     } else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
       s->req_end = true;
-      if (s->up) s->up->resume(s->up_id);
+      if (s->up_open) s->up->resume(s->up_id);
     }
     return 0;
   }
@@ -379,7 +388,7 @@ class H2ServerSession final : public DownstreamConnection {
                            size_t len, void* user) {
     auto* self = static_cast<H2ServerSession*>(user);
     Stream* s = self->find(id);
-    if (!s || (s->response_started && !s->up)) {
+    if (!s || (s->response_started && !s->up_open)) {
       nghttp2_session_consume(session, id, len);  // answered already: discard
       return 0;
     }
@@ -392,7 +401,7 @@ class H2ServerSession final : public DownstreamConnection {
       return 0;
     }
     s->req_buf.append(reinterpret_cast<const char*>(data), len);
-    if (s->up) s->up->resume(s->up_id);
+    if (s->up_open) s->up->resume(s->up_id);
     return 0;
   }
 
@@ -428,7 +437,11 @@ class H2ServerSession final : public DownstreamConnection {
       std::memcpy(buf, s->resp_buf.data(), n);
       s->resp_buf.erase(0, n);
       s->ctx.bytes_out += n;
-      if (s->up) s->up->consume(s->up_id, n);
+      if (s->up && s->up_unconsumed > 0) {
+        const std::size_t k = std::min(n, s->up_unconsumed);
+        s->up->consume(s->up_id, k);
+        s->up_unconsumed -= k;
+      }
     }
     if (s->resp_buf.empty() && s->resp_end) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -639,7 +652,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   ctx.upstream_metrics->requests_total.fetch_add(1, std::memory_order_relaxed);
   s.up = *session;
   s.up_id = s.up->submit(out, &s, !s.req_end || !s.req_buf.empty());
-  if (s.up_id < 0) {
+  s.up_open = s.up_id >= 0;
+  if (!s.up_open) {
     s.up.reset();
     reply(s, 503, "upstream_busy", "the upstream connection cannot take another stream");
   }
@@ -656,6 +670,7 @@ void Stream::on_data(const uint8_t* data, std::size_t len) {
     return;
   }
   resp_buf.append(reinterpret_cast<const char*>(data), len);
+  up_unconsumed += len;
   session->resume_response(*this);
 }
 
@@ -665,8 +680,12 @@ void Stream::on_trailers(H2Headers t) {
 
 void Stream::on_close(uint32_t error_code) {
   auto keep = shared_from_this();
-  up.reset();
-  up_id = -1;
+  up_open = false;
+  // Request bytes the upstream will never take: give the client its window back.
+  if (!req_buf.empty()) {
+    session->consumed_request(*this, req_buf.size());
+    req_buf.clear();
+  }
   if (down_closed) return;
   if (!response_started) {
     if (error_code == NGHTTP2_NO_ERROR) {

@@ -5,13 +5,15 @@ namespace portcullis {
 boost::asio::awaitable<Expected<std::shared_ptr<H2UpstreamSession>, UpstreamFailure>>
 H2UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics, UpstreamPool& tcp,
                         std::string& address) {
-  if (auto it = sessions_.find(upstream.name); it != sessions_.end()) {
-    if (it->second->usable()) {
-      address = it->second->endpoint_key();
+  auto& list = sessions_[upstream.name];
+  // Sessions that closed or were told to go away finish their streams by themselves.
+  std::erase_if(list, [](const auto& s) { return s->gone(); });
+  for (const auto& s : list) {
+    if (s->usable()) {
+      address = s->endpoint_key();
       metrics.connections_reused.fetch_add(1, std::memory_order_relaxed);
-      co_return it->second;
+      co_return s;
     }
-    sessions_.erase(it);  // it finishes its streams and closes by itself
   }
   std::uint64_t exclude = 0;
   std::optional<UpstreamFailure> failure;
@@ -25,14 +27,16 @@ H2UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics
     }
     address = (*conn)->address;
     auto session = H2UpstreamSession::start(std::move((*conn)->stream), address);
-    sessions_[upstream.name] = session;
+    sessions_[upstream.name].push_back(session);
     co_return session;
   }
   co_return unexpected(failure.value_or(UpstreamFailure::connect_failed));
 }
 
 void H2UpstreamPool::close_all() {
-  for (auto& [name, s] : sessions_) s->close();
+  for (auto& [name, list] : sessions_) {
+    for (auto& s : list) s->close_when_idle();
+  }
   sessions_.clear();
 }
 

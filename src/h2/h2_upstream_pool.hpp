@@ -1,7 +1,8 @@
 #pragma once
-// H2UpstreamPool: a worker's HTTP/2 (h2c) sessions to its upstreams, one multiplexed session
-// per upstream, opened on first use through the worker's UpstreamPool (same endpoint choice,
-// ejection and connect timeout as HTTP/1.1) and replaced when it closes, goes away or is full.
+// H2UpstreamPool: a worker's HTTP/2 (h2c) sessions to its upstreams. Streams are multiplexed
+// on the first session of the upstream that can take one; another session is opened (through
+// the worker's UpstreamPool: same endpoint choice, ejection and connect timeout as HTTP/1.1)
+// when all are full (the peer's MAX_CONCURRENT_STREAMS), closed or going away.
 // Only the owning worker's thread may use it.
 //
 //   auto session = co_await worker.h2_pool().acquire(upstream, metrics, worker.pool());
@@ -9,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/expected.hpp"
 #include "h2/h2_upstream_session.hpp"
@@ -21,10 +23,10 @@ class H2UpstreamPool {
   boost::asio::awaitable<Expected<std::shared_ptr<H2UpstreamSession>, UpstreamFailure>> acquire(
       const UpstreamConfig& upstream, UpstreamMetrics& metrics, UpstreamPool& tcp,
       std::string& address);
-  void close_all();
+  void close_all();  // drain: idle sessions close now, busy ones after their last stream
 
  private:
-  std::map<std::string, std::shared_ptr<H2UpstreamSession>, std::less<>> sessions_;
+  std::map<std::string, std::vector<std::shared_ptr<H2UpstreamSession>>, std::less<>> sessions_;
 };
 
 }  // namespace portcullis

@@ -1,5 +1,6 @@
 #include "h2/h2_upstream_session.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <charconv>
@@ -71,10 +72,21 @@ void H2UpstreamSession::run() {
       asio::detached);
 }
 
+bool H2UpstreamSession::gone() const {
+  return closed_ || goaway_ || draining_ || pump_->closed();
+}
+
+void H2UpstreamSession::close_when_idle() {
+  draining_ = true;
+  if (handlers_.empty()) close();
+}
+
 bool H2UpstreamSession::usable() const {
-  if (closed_ || goaway_ || pump_->closed()) return false;
-  const auto limit =
-      nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  if (gone()) return false;
+  // Until the peer's SETTINGS arrive its limit reads as unlimited: assume 100 (RFC 9113's
+  // recommended minimum) rather than pile streams on one connection.
+  const auto limit = std::min<uint32_t>(
+      100, nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
   return handlers_.size() < limit && nghttp2_session_get_next_stream_id(session_) < (1u << 30);
 }
 
@@ -195,6 +207,7 @@ int H2UpstreamSession::on_stream_close(nghttp2_session*, int32_t id, uint32_t er
   H2UpstreamHandler* h = it->second;
   self->handlers_.erase(it);
   if (h) h->on_close(error_code);
+  if (self->draining_ && self->handlers_.empty()) self->close();
   return 0;
 }
 

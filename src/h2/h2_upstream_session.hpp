@@ -61,9 +61,12 @@ class H2UpstreamSession : public std::enable_shared_from_this<H2UpstreamSession>
   void detach(int32_t stream_id);
 
   bool usable() const;  // open, not told to go away, below the peer's stream limit
+  bool gone() const;    // closed or told to go away: takes no new streams ever
   std::size_t active_streams() const { return handlers_.size(); }
   const std::string& endpoint_key() const { return endpoint_key_; }
   void close();
+  // Drain: no new streams; closes once the open ones are done (at once when there are none).
+  void close_when_idle();
 
  private:
   H2UpstreamSession(std::unique_ptr<H2Pump> pump, std::string endpoint_key);
@@ -91,6 +94,7 @@ class H2UpstreamSession : public std::enable_shared_from_this<H2UpstreamSession>
   std::map<int32_t, Pending> pending_;
   bool goaway_ = false;
   bool closed_ = false;
+  bool draining_ = false;
 };
 
 }  // namespace portcullis
