@@ -137,6 +137,7 @@ class H2ServerSession final : public DownstreamConnection {
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                           kStreamWindow * static_cast<int32_t>(16));
     worker_.register_connection(this);
+    arm_idle();
     reset_tokens_ = kResetBudget;
     reset_refilled_ = std::chrono::steady_clock::now();
   }
@@ -158,6 +159,7 @@ class H2ServerSession final : public DownstreamConnection {
 
   asio::awaitable<void> run(std::string already_read) {
     co_await pump_->run(session_, std::move(already_read));
+    idle_timer_.cancel();
     // Stream coroutines still suspended (authentication, upstream connect) refer to this
     // session: wait for them; they see down_closed and return.
     for (auto& [id, s] : streams_) s->down_closed = true;
@@ -298,6 +300,18 @@ class H2ServerSession final : public DownstreamConnection {
   }
 
  private:
+  // A connection without streams for the listener's idle_timeout is closed with a GOAWAY
+  // (NO_ERROR), as an HTTP/1.1 keep-alive connection would be.
+  void arm_idle() {
+    idle_timer_.expires_after(listener_->config.limits.idle_timeout);
+    idle_timer_.async_wait([this, generation = ++idle_generation_](boost::system::error_code ec) {
+      if (ec || generation != idle_generation_ || !streams_.empty()) return;
+      goaway_sent_ = true;
+      nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+      pump_->kick();
+    });
+  }
+
   Stream* find(int32_t id) {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
@@ -318,6 +332,7 @@ class H2ServerSession final : public DownstreamConnection {
     s->runtime = self->worker_.runtime();
     s->ctx.started = std::chrono::steady_clock::now();
     self->streams_[s->id] = std::move(s);
+    ++self->idle_generation_;  // busy: the idle timer is re-armed when the last stream ends
     return 0;
   }
 
@@ -421,6 +436,7 @@ class H2ServerSession final : public DownstreamConnection {
       }
     }
     self->finish(*s);
+    if (self->streams_.empty() && !self->goaway_sent_) self->arm_idle();
     return 0;
   }
 
@@ -465,6 +481,8 @@ class H2ServerSession final : public DownstreamConnection {
   std::map<int32_t, std::shared_ptr<Stream>> streams_;
   bool goaway_sent_ = false;
   int handlers_running_ = 0;
+  asio::steady_timer idle_timer_{pump_->executor()};
+  std::uint64_t idle_generation_ = 0;
   asio::steady_timer handlers_done_{pump_->executor()};
   int reset_tokens_ = 0;
   std::chrono::steady_clock::time_point reset_refilled_;

@@ -431,6 +431,11 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
     co_return co_await reply(ex, local.status, local.error, local.message,
                              ex.client_keep_alive && !ctx.has_body, &local);
   }
+  if (ctx.upstream->protocol != UpstreamProtocol::http1) {
+    co_return co_await reply(ex, 502, "upstream_protocol",
+                             "HTTP/1.1 requests cannot be relayed to h2c upstreams in this build",
+                             ex.client_keep_alive && !ctx.has_body);
+  }
   if (!ctx.route->forward_token) req.erase(http::field::authorization);
   co_return co_await forward(parser, ex, expect_continue);
 }

@@ -223,8 +223,7 @@ describe('HTTP/2 (prior-knowledge h2c) on the plaintext listener', { timeout: 18
   });
 
   test('a relayed HTTP/2 response carries x-request-id, the id the upstream saw (as HTTP/1.1 does)', async () => {
-    // BUG at the time of writing: HTTP/1.1 responses carry x-request-id, relayed HTTP/2
-    // responses do not (only the gateway's own error responses do).
+    // Found by this test and fixed: relayed HTTP/2 responses lacked x-request-id.
     const r = await curl(['--http2-prior-knowledge', '-i', `${base}/h2/rid`]);
     assert.equal(r.code, 0, r.stderr);
     const res = parseCurlHead(r.stdout);
@@ -496,10 +495,8 @@ describe('HTTP/2 abuse: Rapid Reset, oversized headers, CONTINUATION flood', { t
   });
 
   test('a header block in 16 CONTINUATION frames (the documented maximum) is served', async () => {
-    // BUG at the time of writing: the connection is closed (no GOAWAY, no response) after the
-    // 9th CONTINUATION. The system libnghttp2 (Debian 1.52.0-1+deb12u3, CVE-2024-28182
-    // backport) caps CONTINUATIONs at 8 by default; the gateway's own cap of 16
-    // (kMaxContinuations) is never reached unless nghttp2_option_set_max_continuations is set.
+    // Found by this test and fixed: Debian's libnghttp2 (CVE-2024-28182 backport) caps
+    // CONTINUATIONs at 8 by default; the gateway now sets the library's cap to its own (16).
     const chunks = [frame(FRAME.HEADERS, FLAG.END_STREAM, 1, requestHead('/h2/cont16'))];
     for (let i = 0; i < 16; i++) {
       chunks.push(frame(FRAME.CONTINUATION, i === 15 ? FLAG.END_HEADERS : 0, 1, literal(`x-c${i}`, 'v')));
@@ -515,10 +512,8 @@ describe('HTTP/2 abuse: Rapid Reset, oversized headers, CONTINUATION flood', { t
   });
 
   test('a CONTINUATION flood (40 frames in one header block) ends the connection with a GOAWAY', async () => {
-    // BUG at the time of writing: the connection is closed with no GOAWAY at all (the
-    // client only ever sees SETTINGS, WINDOW_UPDATE, SETTINGS ACK, then FIN). A fatal
-    // nghttp2_session_mem_recv error (NGHTTP2_ERR_TOO_MANY_CONTINUATIONS from libnghttp2, or
-    // NGHTTP2_ERR_CALLBACK_FAILURE from on_begin_frame) queues no GOAWAY by itself.
+    // Found by this test and fixed: a fatal nghttp2_session_mem_recv error queued no GOAWAY
+    // by itself (the connection just closed); the pump now terminates the session first.
     const chunks = [frame(FRAME.HEADERS, FLAG.END_STREAM, 1, requestHead('/h2/flood'))];
     for (let i = 0; i < 40; i++) chunks.push(frame(FRAME.CONTINUATION, 0, 1, literal(`x-f${i}`, 'v')));
     const r = await rawH2(port, Buffer.concat(chunks), 5000);
@@ -547,6 +542,21 @@ describe('HTTP/2 and drain (SIGTERM)', { timeout: 120_000 }, () => {
 
   after(() => cleanup.run());
 
+  test('a connection idle for the listener idle_timeout gets GOAWAY (NO_ERROR) and is closed; a busy one is not', async () => {
+    const { config, ports } = await h2Config(h2up, h1up);
+    config.listeners[0].limits = { ...(config.listeners[0].limits ?? {}), idle_timeout: '1s' };
+    const gw = await startGateway({ config });
+    cleanup.add(() => gw.stop());
+    const s = await connectH2(ports.plain);
+    const goaway = new Promise((resolve) => s.once('goaway', (errorCode) => resolve(errorCode)));
+    const closed = new Promise((resolve) => s.once('close', resolve));
+    // A stream longer than the idle timeout keeps the connection open.
+    const r = await h2request(s, { ':path': '/h2/slow?delay=1500&case=idle' });
+    assert.equal(r.status, 200, 'a stream outliving idle_timeout was cut');
+    assert.equal(await withTimeout(goaway, 5000, 'GOAWAY on idle'), http2.constants.NGHTTP2_NO_ERROR);
+    await withTimeout(closed, 5000, 'connection closed after the idle GOAWAY');
+  });
+
   test('an open idle HTTP/2 connection gets GOAWAY (NO_ERROR) on SIGTERM and the gateway exits 0', async () => {
     const { config, ports } = await h2Config(h2up, h1up);
     const gw = await startGateway({ config });
@@ -569,10 +579,8 @@ describe('HTTP/2 and drain (SIGTERM)', { timeout: 120_000 }, () => {
   });
 
   test('a stream in flight when SIGTERM arrives still completes (drain_timeout 5 s)', async () => {
-    // BUG at the time of writing: Worker::begin_drain() calls H2UpstreamPool::close_all(),
-    // which nghttp2_session_terminate_session()s every upstream session, so the in-flight
-    // stream is answered 502 upstream_reset within milliseconds of SIGTERM instead of being
-    // relayed (HTTP/1.1 only closes idle pooled connections on drain).
+    // Found by this test and fixed: drain used to terminate busy upstream sessions, so the
+    // in-flight stream was answered 502 upstream_reset (HTTP/1.1 only closes idle ones).
     const { config, ports } = await h2Config(h2up, h1up);
     const gw = await startGateway({ config });
     cleanup.add(() => gw.stop('SIGKILL'));
