@@ -55,6 +55,32 @@ bool is_grpc_content_type(std::string_view ct) {
   return ct[kGrpc.size()] == '+' || ct[kGrpc.size()] == ';';
 }
 
+std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view v) {
+  if (v.size() < 2 || v.size() > 9) return std::nullopt;
+  std::int64_t n = 0;
+  for (char c : v.substr(0, v.size() - 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  using namespace std::chrono;
+  switch (v.back()) {
+    case 'H':
+      return duration_cast<nanoseconds>(hours(n));
+    case 'M':
+      return duration_cast<nanoseconds>(minutes(n));
+    case 'S':
+      return duration_cast<nanoseconds>(seconds(n));
+    case 'm':
+      return duration_cast<nanoseconds>(milliseconds(n));
+    case 'u':
+      return duration_cast<nanoseconds>(microseconds(n));
+    case 'n':
+      return nanoseconds(n);
+    default:
+      return std::nullopt;
+  }
+}
+
 bool is_grpc_path(std::string_view path) {
   if (path.size() < 4 || path[0] != '/') return false;
   const auto slash = path.find('/', 1);

@@ -3,7 +3,9 @@
 // HTTP status it would have answered, mapped as gRPC's HTTP-to-gRPC table does, with the
 // gateway's timeouts as DEADLINE_EXCEEDED and size limits as RESOURCE_EXHAUSTED), the
 // percent-encoding of grpc-message, and what makes a request gRPC.
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,9 @@ std::string grpc_percent_encode(std::string_view message);
 
 // "application/grpc", "application/grpc+proto", "application/grpc;..." (not grpc-web).
 bool is_grpc_content_type(std::string_view content_type);
+
+// grpc-timeout: 1 to 8 digits and a unit (H M S m u n); nothing when malformed.
+std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value);
 
 // "/pkg.Service/Method" shape: two non-empty segments after a leading '/'.
 bool is_grpc_path(std::string_view path);

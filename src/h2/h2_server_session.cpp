@@ -94,6 +94,7 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
   bool resp_end = false;
   H2Headers trailers;
   bool down_closed = false;
+  std::unique_ptr<asio::steady_timer> deadline;  // grpc-timeout, enforced by the gateway too
 
   // H2UpstreamHandler
   void on_response(int status, H2Headers h, bool end_stream) override;
@@ -277,6 +278,26 @@ class H2ServerSession final : public DownstreamConnection {
   static bool is_hop_by_hop(std::string_view n) {
     return n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
            n == "transfer-encoding" || n == "upgrade" || n == "te";
+  }
+
+  // Not inside handle(): GCC 12 mis-diagnoses a lambda in that coroutine (mismatched delete).
+  void arm_deadline(const std::shared_ptr<Stream>& sp, std::chrono::nanoseconds budget) {
+    sp->deadline = std::make_unique<asio::steady_timer>(pump_->executor(), budget);
+    sp->deadline->async_wait([weak = std::weak_ptr<Stream>(sp)](boost::system::error_code ec) {
+      auto st = weak.lock();
+      if (ec || !st || st->down_closed || st->resp_end) return;
+      st->session->deadline_exceeded(*st);
+    });
+  }
+
+  void deadline_exceeded(Stream& s) {
+    abandon_upstream(s);
+    if (!s.response_started) {
+      reply(s, 504, "deadline_exceeded", "the call's grpc-timeout expired at the gateway");
+    } else {
+      s.ctx.error_code = "deadline_exceeded";
+      reset_stream(s, NGHTTP2_CANCEL);
+    }
   }
 
   void resume_response(Stream& s) {
@@ -518,12 +539,13 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   ctx.peer_trusted = runtime.peer_is_trusted(ctx.peer);
   ctx.method = s.method;
   ctx.authority = s.authority;
-  std::string_view incoming_id, incoming_trace, authorization, content_type;
+  std::string_view incoming_id, incoming_trace, authorization, content_type, grpc_timeout;
   for (const auto& h : s.headers) {
     if (h.name == "x-request-id") incoming_id = h.value;
     if (h.name == "traceparent") incoming_trace = h.value;
     if (h.name == "authorization") authorization = h.value;
     if (h.name == "content-type") content_type = h.value;
+    if (h.name == "grpc-timeout") grpc_timeout = h.value;
     if (h.name == "user-agent") ctx.user_agent = h.value.substr(0, 256);
     if (h.name == "host" && ctx.authority.empty()) ctx.authority = h.value;
     if (h.name == "content-length") {
@@ -540,6 +562,11 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
                                                          : make_traceparent(worker_.random());
   s.is_grpc = is_grpc_content_type(content_type);
   ctx.has_body = !s.req_end;
+  // grpc-timeout: the call's whole budget, authentication and upstream connect included. On
+  // expiry before a response: DEADLINE_EXCEEDED (4); after: the streams are reset (CANCEL).
+  if (s.is_grpc && !grpc_timeout.empty()) {
+    if (auto budget = parse_grpc_timeout(grpc_timeout)) arm_deadline(sp, *budget);
+  }
 
   if (s.header_too_large) {
     reply(s, 431, "header_too_large", "request headers exceed the listener's limit");

@@ -7,6 +7,8 @@
 // unreachable upstream (14), and the audit/access records carrying grpc_method.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net from 'node:net';
 import {
   startGateway, eventually, freePort, cleanupList, fetchMetrics, metricSum,
 } from '../support/harness.mjs';
@@ -36,6 +38,19 @@ describe('gRPC through the gateway (h2c both sides)', { timeout: 120_000 }, () =
     grpcServer = await startGrpcServer();
     cleanup.add(() => grpcServer.close());
     const deadPort = await freePort();
+    // An upstream that accepts and never answers: only the gateway can end a call to it.
+    const held = new Set();
+    const blackhole = net.createServer((sock) => {
+      sock.on('error', () => {});
+      held.add(sock);
+      sock.on('close', () => held.delete(sock));
+    });
+    await new Promise((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    cleanup.add(() => new Promise((resolve) => {
+      for (const sock of held) sock.destroy();
+      blackhole.close(() => resolve());
+    }));
+    const blackholePort = blackhole.address().port;
     const { config } = await bearerConfig({
       upstream: { address: '127.0.0.1:1' }, // the echo upstream is unused here
       providers: [providerEntry(idp)],
@@ -46,12 +61,15 @@ describe('gRPC through the gateway (h2c both sides)', { timeout: 120_000 }, () =
           policy: { allow: { grpc_method: { is: `/${ADMIN}/Status` } } }, show_deny_reason: true },
         { name: 'gone', match: { grpc_service: 'portcullis.test.v1.Gone' }, upstream: 'dead', auth: 'bearer',
           policy: { allow: { authenticated_user: true } } },
+        { name: 'stuck', match: { grpc_service: 'portcullis.test.v1.Stuck' }, upstream: 'blackhole', auth: 'bearer',
+          policy: { allow: { authenticated_user: true } } },
       ],
     });
     config.upstreams = [
       { name: 'echo', endpoints: ['127.0.0.1:1'] },
       { name: 'grpc', protocol: 'h2c', endpoints: [grpcServer.address] },
       { name: 'dead', protocol: 'h2c', endpoints: [`127.0.0.1:${deadPort}`], retries: 0 },
+      { name: 'blackhole', protocol: 'h2c', endpoints: [`127.0.0.1:${blackholePort}`] },
     ];
     gw = await startGateway({ config });
     cleanup.add(() => gw.stop());
@@ -148,6 +166,32 @@ describe('gRPC through the gateway (h2c both sides)', { timeout: 120_000 }, () =
     });
     assert.equal(gone?.code, Status.UNAVAILABLE, `${gone?.code} ${gone?.details}`);
     raw.close();
+  });
+
+  test('grpc-timeout is enforced by the gateway: a silent upstream ends in DEADLINE_EXCEEDED (4)', async () => {
+    // A raw HTTP/2 client without a deadline of its own, so the answer can only be the gateway's.
+    const session = http2.connect(`http://${address}`);
+    session.on('error', () => {});
+    try {
+      const req = session.request({
+        ':method': 'POST', ':path': '/portcullis.test.v1.Stuck/Call', 'content-type': 'application/grpc',
+        te: 'trailers', 'grpc-timeout': '300m', authorization: `Bearer ${token}`,
+      });
+      const result = await new Promise((resolve, reject) => {
+        const out = { headers: null, trailers: null };
+        req.on('response', (h) => { out.headers = h; });
+        req.on('trailers', (t) => { out.trailers = t; });
+        req.on('error', reject);
+        req.on('close', () => resolve(out));
+        req.end(Buffer.alloc(5)); // one empty gRPC message
+      });
+      const all = { ...result.headers, ...result.trailers };
+      assert.equal(all['grpc-status'], '4', JSON.stringify(all));
+      assert.match(decodeURIComponent(all['grpc-message'] ?? ''), /grpc-timeout expired at the gateway/);
+      assert.ok(all['x-request-id']);
+    } finally {
+      session.close();
+    }
   });
 
   test('metrics and the access log carry the calls', async () => {

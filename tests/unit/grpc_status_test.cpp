@@ -39,6 +39,20 @@ TEST(GrpcStatus, ContentTypes) {
   EXPECT_FALSE(is_grpc_content_type(""));
 }
 
+TEST(GrpcStatus, Timeouts) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_grpc_timeout("100m"), nanoseconds(milliseconds(100)));
+  EXPECT_EQ(parse_grpc_timeout("2S"), nanoseconds(seconds(2)));
+  EXPECT_EQ(parse_grpc_timeout("1H"), nanoseconds(hours(1)));
+  EXPECT_EQ(parse_grpc_timeout("99999999n"), nanoseconds(99999999));
+  EXPECT_EQ(parse_grpc_timeout("5u"), nanoseconds(microseconds(5)));
+  EXPECT_FALSE(parse_grpc_timeout("100"));
+  EXPECT_FALSE(parse_grpc_timeout("m"));
+  EXPECT_FALSE(parse_grpc_timeout("123456789m"));  // 9 digits
+  EXPECT_FALSE(parse_grpc_timeout("1.5S"));
+  EXPECT_FALSE(parse_grpc_timeout("10x"));
+}
+
 TEST(GrpcStatus, GrpcPaths) {
   EXPECT_TRUE(is_grpc_path("/pkg.Service/Method"));
   EXPECT_FALSE(is_grpc_path("/pkg.Service/"));
