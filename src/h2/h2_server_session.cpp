@@ -15,11 +15,18 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "audit/audit_log.hpp"
 #include "authz/assertion_signer.hpp"
@@ -31,6 +38,7 @@
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
 #include "proxy/admission.hpp"
+#include "proxy/upstream_pool.hpp"
 #include "server/worker.hpp"
 
 namespace portcullis {
@@ -95,6 +103,12 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
   H2Headers trailers;
   bool down_closed = false;
   std::unique_ptr<asio::steady_timer> deadline;  // grpc-timeout, enforced by the gateway too
+  // HTTP/1.1 upstreams: wakes the relay coroutine when body bytes arrive, the client's
+  // side drains, or the stream ends.
+  std::unique_ptr<asio::steady_timer> wake;
+  void notify() {
+    if (wake) wake->cancel();
+  }
 
   // H2UpstreamHandler
   void on_response(int status, H2Headers h, bool end_stream) override;
@@ -163,7 +177,10 @@ class H2ServerSession final : public DownstreamConnection {
     idle_timer_.cancel();
     // Stream coroutines still suspended (authentication, upstream connect) refer to this
     // session: wait for them; they see down_closed and return.
-    for (auto& [id, s] : streams_) s->down_closed = true;
+    for (auto& [id, s] : streams_) {
+      s->down_closed = true;
+      s->notify();
+    }
     while (handlers_running_ > 0) {
       handlers_done_.expires_after(std::chrono::milliseconds(5));
       co_await handlers_done_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -290,6 +307,16 @@ class H2ServerSession final : public DownstreamConnection {
     });
   }
 
+  void reply_connect_failure(Stream& s, UpstreamFailure failure) {
+    if (failure == UpstreamFailure::no_healthy_endpoint) {
+      reply(s, 503, "no_healthy_upstream", "no healthy upstream endpoint");
+    } else if (failure == UpstreamFailure::connect_timeout) {
+      reply(s, 504, "upstream_connect_timeout", "timed out connecting to the upstream");
+    } else {
+      reply(s, 502, "upstream_connect_failed", "could not connect to the upstream");
+    }
+  }
+
   void deadline_exceeded(Stream& s) {
     abandon_upstream(s);
     if (!s.response_started) {
@@ -339,6 +366,9 @@ class H2ServerSession final : public DownstreamConnection {
   }
 
   asio::awaitable<void> handle(std::shared_ptr<Stream> sp);
+  asio::awaitable<void> relay_h1(std::shared_ptr<Stream> sp, http::fields fields,
+                                 std::string target);
+  asio::awaitable<void> wait_for_progress(Stream& s);
   void start(Stream& s);
   bool rapid_reset_exceeded();
 
@@ -416,6 +446,7 @@ class H2ServerSession final : public DownstreamConnection {
     } else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
       s->req_end = true;
       if (s->up_open) s->up->resume(s->up_id);
+      s->notify();
     }
     return 0;
   }
@@ -438,6 +469,7 @@ class H2ServerSession final : public DownstreamConnection {
     }
     s->req_buf.append(reinterpret_cast<const char*>(data), len);
     if (s->up_open) s->up->resume(s->up_id);
+    s->notify();
     return 0;
   }
 
@@ -448,6 +480,7 @@ class H2ServerSession final : public DownstreamConnection {
     auto s = it->second;
     self->streams_.erase(it);
     s->down_closed = true;
+    s->notify();
     if (!s->resp_end || error_code != NGHTTP2_NO_ERROR) {
       // The client cancelled (or the stream failed) before the response ended.
       self->abandon_upstream(*s);
@@ -474,6 +507,7 @@ class H2ServerSession final : public DownstreamConnection {
       std::memcpy(buf, s->resp_buf.data(), n);
       s->resp_buf.erase(0, n);
       s->ctx.bytes_out += n;
+      s->notify();
       if (s->up && s->up_unconsumed > 0) {
         const std::size_t k = std::min(n, s->up_unconsumed);
         s->up->consume(s->up_id, k);
@@ -631,9 +665,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   }
   s.body_limit = max_body_for(runtime, ctx);
   const UpstreamConfig& up = *ctx.upstream;
-  if (up.protocol != UpstreamProtocol::h2c) {
-    reply(s, 502, "upstream_protocol",
-          "HTTP/2 requests can only be relayed to h2c upstreams in this build");
+  if (up.protocol != UpstreamProtocol::h2c && s.is_grpc) {
+    reply(s, 502, "upstream_protocol", "gRPC needs an h2c upstream (trailers)");
     co_return;
   }
 
@@ -667,6 +700,10 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
     target += '?';
     target += ctx.query;
   }
+  if (up.protocol == UpstreamProtocol::http1) {
+    co_await relay_h1(sp, std::move(fields), std::move(target));
+    co_return;
+  }
   H2Headers out;
   out.push_back({":method", ctx.method});
   out.push_back({":scheme", "http"});
@@ -684,13 +721,7 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
       co_await worker_.h2_pool().acquire(up, *ctx.upstream_metrics, worker_.pool(), address);
   if (s.down_closed) co_return;
   if (!session) {
-    if (session.error() == UpstreamFailure::no_healthy_endpoint) {
-      reply(s, 503, "no_healthy_upstream", "no healthy upstream endpoint");
-    } else if (session.error() == UpstreamFailure::connect_timeout) {
-      reply(s, 504, "upstream_connect_timeout", "timed out connecting to the upstream");
-    } else {
-      reply(s, 502, "upstream_connect_failed", "could not connect to the upstream");
-    }
+    reply_connect_failure(s, session.error());
     co_return;
   }
   ctx.upstream_address = address;
@@ -703,6 +734,139 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
     reply(s, 503, "upstream_busy", "the upstream connection cannot take another stream");
   }
   co_return;
+}
+
+asio::awaitable<void> H2ServerSession::wait_for_progress(Stream& s) {
+  if (!s.wake) s.wake = std::make_unique<asio::steady_timer>(pump_->executor());
+  s.wake->expires_after(std::chrono::seconds(1));  // a safety net; notify() cancels it
+  co_await s.wake->async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// An HTTP/2 stream relayed to an HTTP/1.1 upstream through the worker's pool: the request
+// body streams out as the client sends it (Content-Length when the client gave one, else
+// chunked), the response body streams back with at most one stream window buffered.
+asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http::fields fields,
+                                                std::string target) {
+  Stream& s = *sp;
+  auto& ctx = s.ctx;
+  const UpstreamConfig& up = *ctx.upstream;
+  UpstreamMetrics& metrics = *ctx.upstream_metrics;
+  constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+  std::uint64_t exclude = 0;
+  auto acquired = co_await worker_.pool().acquire(up, metrics, exclude);
+  if (s.down_closed) co_return;
+  if (!acquired) {
+    reply_connect_failure(s, acquired.error());
+    co_return;
+  }
+  std::unique_ptr<UpstreamConnection> conn = std::move(*acquired);
+  ctx.upstream_address = conn->address;
+  metrics.requests_total.fetch_add(1, std::memory_order_relaxed);
+
+  http::request<http::buffer_body> req;
+  req.method_string(ctx.method);
+  req.target(target);
+  req.version(11);
+  for (const auto& f : fields) req.insert(f.name_string(), f.value());
+  req.set(http::field::host, ctx.authority);
+  req.keep_alive(true);
+  const bool has_body = !s.req_end || !s.req_buf.empty();
+  if (has_body) {
+    if (ctx.content_length) {
+      req.content_length(*ctx.content_length);
+    } else {
+      req.chunked(true);
+    }
+  }
+  http::request_serializer<http::buffer_body> sr{req};
+  std::string chunk;
+  do {
+    if (has_body) {
+      while (s.req_buf.empty() && !s.req_end && !s.down_closed) co_await wait_for_progress(s);
+      if (s.down_closed) co_return;
+      chunk.swap(s.req_buf);
+      s.req_buf.clear();
+      consumed_request(s, chunk.size());
+      req.body().data = chunk.empty() ? nullptr : chunk.data();
+      req.body().size = chunk.size();
+      req.body().more = !s.req_end;
+    } else {
+      req.body().data = nullptr;
+      req.body().size = 0;
+      req.body().more = false;
+    }
+    conn->stream.expires_after(up.timeouts.idle);
+    auto [ec, n] = co_await http::async_write(conn->stream, sr, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      worker_.pool().record_failure(up, conn->endpoint_index);
+      reply(s, 502, "upstream_write_failed", "could not send the request to the upstream");
+      co_return;
+    }
+    if (s.down_closed) co_return;
+  } while (!sr.is_done());
+
+  std::optional<http::response_parser<http::buffer_body>> rp;
+  for (;;) {  // interim 1xx answers are consumed here
+    rp.emplace();
+    rp->header_limit(64 * 1024);
+    rp->body_limit(boost::none);
+    if (ctx.method == "HEAD") rp->skip(true);
+    conn->stream.expires_after(ctx.route->timeout.value_or(up.timeouts.request));
+    auto [ec, n] = co_await http::async_read_header(conn->stream, conn->buffer, *rp, nothrow);
+    if (s.down_closed) co_return;
+    if (ec) {
+      worker_.pool().record_failure(up, conn->endpoint_index);
+      if (ec == beast::error::timeout) {
+        reply(s, 504, "upstream_timeout", "the upstream did not answer in time");
+      } else {
+        reply(s, 502, "upstream_protocol_error", "the upstream sent no valid response");
+      }
+      co_return;
+    }
+    const unsigned status = rp->get().result_int();
+    if (status < 100 || status >= 200 || status == 101) break;
+  }
+  auto& res = rp->get();
+  prepare_downstream_response_headers(res);
+  H2Headers headers;
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "transfer-encoding" || name == "connection" || name == "keep-alive") continue;
+    headers.push_back({std::move(name), std::string(f.value())});
+  }
+  relay_response(s, static_cast<int>(res.result_int()), headers, rp->is_done());
+  std::vector<char> buf(kStreamWindow / 4);
+  while (!rp->is_done()) {
+    while (s.resp_buf.size() >= static_cast<std::size_t>(kStreamWindow) && !s.down_closed) {
+      co_await wait_for_progress(s);
+    }
+    if (s.down_closed) co_return;
+    res.body().data = buf.data();
+    res.body().size = buf.size();
+    conn->stream.expires_after(up.timeouts.idle);
+    auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, *rp, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (s.down_closed) co_return;
+    if (ec) {
+      ctx.error_code = "upstream_reset";
+      reset_stream(s, NGHTTP2_INTERNAL_ERROR);
+      co_return;
+    }
+    const std::size_t got = buf.size() - res.body().size;
+    if (got > 0) {
+      s.resp_buf.append(buf.data(), got);
+      resume_response(s);
+    }
+  }
+  if (!s.resp_end) {
+    s.resp_end = true;
+    resume_response(s);
+  }
+  worker_.pool().record_success(up, conn->endpoint_index);
+  conn->stream.expires_never();
+  if (rp->keep_alive()) worker_.pool().release(std::move(conn), up);
 }
 
 void Stream::on_response(int status, H2Headers h, bool end_stream) {

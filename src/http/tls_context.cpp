@@ -27,11 +27,13 @@ std::string openssl_error() {
   return buf;
 }
 
-// Selects http/1.1 from the client's ALPN list; a client offering only protocols we do not
-// speak gets no ALPN (and falls back to HTTP/1.1 or gives up), never a wrong protocol.
+// Selects h2, else http/1.1, from the client's ALPN list (the server's order wins); a client
+// offering only protocols we do not speak gets no ALPN (and falls back to HTTP/1.1 or gives
+// up), never a wrong protocol.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                 unsigned int inlen, void*) {
-  static constexpr unsigned char kSupported[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static constexpr unsigned char kSupported[] = {2,   'h', '2', 8,   'h', 't',
+                                                 't', 'p', '/', '1', '.', '1'};
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen, kSupported, sizeof kSupported, in, inlen) ==
       OPENSSL_NPN_NEGOTIATED) {

@@ -1,7 +1,7 @@
 #pragma once
 // Builds the OpenSSL server context of a TLS listener: TLS 1.2+ (or 1.3 only), Mozilla
 // "intermediate" ECDHE AEAD ciphers, no compression, no renegotiation, session tickets on,
-// ALPN choosing http/1.1 (h2 arrives with the HTTP/2 codec), optional client-certificate
+// ALPN choosing h2, else http/1.1, optional client-certificate
 // request when client_ca is set. Throws std::runtime_error (start-up / reload only).
 #include <boost/asio/ssl/context.hpp>
 #include <memory>

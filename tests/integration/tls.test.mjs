@@ -53,11 +53,12 @@ describe('tls', { timeout: 120_000 }, () => {
     assert.equal(echo.headers['x-forwarded-proto'], 'https');
   });
 
-  test('curl with its default ALPN offer (h2, http/1.1) also works', async () => {
+  test('curl with its default ALPN offer (h2, http/1.1) gets HTTP/2, relayed to the HTTP/1.1 upstream', async () => {
     const r = await curl([...resolve(), '--cacert', certs.ca, '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `${base()}/public/alpn`]);
     assert.equal(r.code, 0, `curl failed: ${r.stderr}`);
-    const [status] = r.stdout.trim().split(' ');
+    const [status, version] = r.stdout.trim().split(' ');
     assert.equal(status, '200', r.stdout);
+    assert.equal(version, '2', r.stdout);
   });
 
   test('curl without the CA fails verification (the server presents the dev cert)', async () => {
