@@ -32,6 +32,7 @@
 #include "authz/assertion_signer.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "h2/byte_queue.hpp"
 #include "h2/grpc_status.hpp"
 #include "h2/h2_pump.hpp"
 #include "h2/h2_upstream_pool.hpp"
@@ -85,7 +86,7 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
   bool is_grpc = false;
 
   // Request body: received, not yet passed upstream.
-  std::string req_buf;
+  ByteQueue req_buf;
   bool req_end = false;
   std::uint64_t body_limit = 0;
 
@@ -98,7 +99,7 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
 
   // Response.
   bool response_started = false;
-  std::string resp_buf;  // upstream bytes or a local body, not yet sent downstream
+  ByteQueue resp_buf;  // upstream bytes or a local body, not yet sent downstream
   bool resp_end = false;
   H2Headers trailers;
   bool down_closed = false;
@@ -256,9 +257,9 @@ class H2ServerSession final : public DownstreamConnection {
       nghttp2_submit_response(session_, s.id, h.data(), h.size(), nullptr);
       s.resp_end = true;
     } else {
-      s.resp_buf =
+      s.resp_buf.assign(
           local ? error_body(status, error, message, s.ctx.request_id, local->reason, local->rule)
-                : error_body(status, error, message, s.ctx.request_id);
+                : error_body(status, error, message, s.ctx.request_id));
       s.resp_end = true;
       nghttp2_data_provider provider{};
       provider.read_callback = read_response;
@@ -505,7 +506,7 @@ class H2ServerSession final : public DownstreamConnection {
     const std::size_t n = std::min(length, s->resp_buf.size());
     if (n > 0) {
       std::memcpy(buf, s->resp_buf.data(), n);
-      s->resp_buf.erase(0, n);
+      s->resp_buf.consume(n);
       s->ctx.bytes_out += n;
       s->notify();
       if (s->up && s->up_unconsumed > 0) {
@@ -640,7 +641,7 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
     ctx.decision_reason = "gateway assertion keys";
     s.response_started = true;
     ctx.status = 200;
-    s.resp_buf = runtime.assertion_signer->public_jwks();
+    s.resp_buf.assign(runtime.assertion_signer->public_jwks());
     s.resp_end = true;
     const nghttp2_nv h[] = {nv(":status", "200"), nv("content-type", "application/json"),
                             nv("cache-control", "public, max-age=300"),
@@ -784,7 +785,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
     if (has_body) {
       while (s.req_buf.empty() && !s.req_end && !s.down_closed) co_await wait_for_progress(s);
       if (s.down_closed) co_return;
-      chunk.swap(s.req_buf);
+      chunk.assign(s.req_buf.data(), s.req_buf.size());
       s.req_buf.clear();
       consumed_request(s, chunk.size());
       req.body().data = chunk.empty() ? nullptr : chunk.data();
@@ -918,7 +919,7 @@ ssize_t Stream::read_body(uint8_t* buf, std::size_t len, bool* eof) {
   const std::size_t n = std::min(len, req_buf.size());
   if (n > 0) {
     std::memcpy(buf, req_buf.data(), n);
-    req_buf.erase(0, n);
+    req_buf.consume(n);
     session->consumed_request(*this, n);
   }
   if (req_buf.empty() && req_end) {
