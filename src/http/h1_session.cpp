@@ -24,13 +24,16 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <array>
+#include <cstring>
 #include <optional>
 
 #include "audit/audit_event.hpp"
 #include "audit/audit_log.hpp"
 #include "authz/assertion_signer.hpp"
 #include "core/log.hpp"
+#include "h2/buffered_upstream_stream.hpp"
 #include "h2/h2_server_session.hpp"
+#include "h2/h2_upstream_pool.hpp"
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
 #include "proxy/admission.hpp"
@@ -110,6 +113,7 @@ struct Exchange {
   unsigned version = 11;
   bool client_keep_alive = true;
   bool head = false;
+  bool raw_target_has_query = false;  // "?" in the request target, even with an empty query
   bool finished = false;  // finish() ran: metrics, access log and audit record written once
 };
 
@@ -141,6 +145,16 @@ class H1Session final : public DownstreamConnection {
   asio::awaitable<HeadStatus> read_request_head();
   asio::awaitable<bool> handle(RequestParser& parser);
   asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex, bool expect_continue);
+  asio::awaitable<bool> forward_h2(RequestParser& parser, Exchange& ex, bool expect_continue);
+  // Reads the next piece of the request body into chunk_ and counts it: its size, or nothing
+  // when the request is over (the client failed or timed out: recorded as 408/499
+  // client_aborted_upload; the body passed `limit`: answered 413).
+  asio::awaitable<std::optional<std::size_t>> read_body_chunk(RequestParser& parser, Exchange& ex,
+                                                              std::uint64_t limit);
+  // Relay buffers, header hygiene, forwarding headers, X-Portcullis-* identity headers with
+  // the signed assertion, and the normalised target; the error when signing failed.
+  std::optional<std::string> prepare_upstream_request(Exchange& ex, http::fields& h,
+                                                      std::string& target);
   asio::awaitable<bool> reply(Exchange& ex, unsigned status, std::string_view error,
                               std::string_view message, bool keep_alive,
                               const LocalReply* local = nullptr);
@@ -392,6 +406,7 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
   }
   ctx.path = std::move(normalized->path);
   ctx.query = std::move(normalized->query);
+  ex.raw_target_has_query = target.find('?') != std::string_view::npos;
   if (auto cl = parser.content_length()) ctx.content_length = *cl;
   ctx.has_body = !parser.is_done();
 
@@ -431,12 +446,10 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
     co_return co_await reply(ex, local.status, local.error, local.message,
                              ex.client_keep_alive && !ctx.has_body, &local);
   }
-  if (ctx.upstream->protocol != UpstreamProtocol::http1) {
-    co_return co_await reply(ex, 502, "upstream_protocol",
-                             "HTTP/1.1 requests cannot be relayed to h2c upstreams in this build",
-                             ex.client_keep_alive && !ctx.has_body);
-  }
   if (!ctx.route->forward_token) req.erase(http::field::authorization);
+  if (ctx.upstream->protocol == UpstreamProtocol::h2c) {
+    co_return co_await forward_h2(parser, ex, expect_continue);
+  }
   co_return co_await forward(parser, ex, expect_continue);
 }
 
@@ -452,35 +465,9 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   const bool idempotent = is_idempotent(req.method());
   const std::uint64_t body_limit = max_body_for(*ex.runtime, ctx);
   const Duration response_timeout = ctx.route->timeout.value_or(up.timeouts.request);
-  if (!chunk_) {
-    chunk_ = std::make_unique<char[]>(kChunk);
-    // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum): give it
-    // room for a whole chunk, or bodies move 512 bytes per syscall.
-    buffer_.reserve(kChunk);
-  }
-
-  req.erase(http::field::expect);
-  ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
-                       ctx.authority, ctx.request_id,   ctx.traceparent};
-  prepare_upstream_request_headers(req, fc);
-  if (ctx.identity && ctx.route->identity_headers) {
-    std::string_view assertion;
-    if (const AssertionSigner* signer = ex.runtime->assertion_signer.get()) {
-      auto signed_assertion = worker_.assertions().get(*signer, ctx.identity, ctx.route->name,
-                                                       ex.runtime->config->assertion);
-      if (!signed_assertion) {
-        co_return co_await reply(ex, 500, "assertion_failed",
-                                 "cannot sign the identity assertion: " + signed_assertion.error(),
-                                 false);
-      }
-      assertion = *signed_assertion;
-    }
-    set_identity_headers(req, *ctx.identity, assertion);
-  }
-  std::string target = ctx.path;
-  if (!ctx.query.empty() || req.target().find('?') != std::string_view::npos) {
-    target += '?';
-    target += ctx.query;
+  std::string target;
+  if (auto failed = prepare_upstream_request(ex, req, target)) {
+    co_return co_await reply(ex, 500, "assertion_failed", *failed, false);
   }
   req.target(target);
   req.version(11);
@@ -545,23 +532,9 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     bool upstream_write_failed = false;
     do {
       if (!parser.is_done()) {
-        req.body().data = chunk_.get();
-        req.body().size = kChunk;
-        client_deadline(limits_.idle_timeout);
-        auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_nothrow);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-          ctx.status = client_timed_out_ ? 408 : 499;
-          ctx.error_code = "client_aborted_upload";
-          finish(ex);
-          co_return false;
-        }
-        std::size_t got = kChunk - req.body().size;
-        ctx.bytes_in += got;
-        if (ctx.bytes_in > body_limit) {
-          co_return co_await reply(ex, 413, "payload_too_large",
-                                   "request body exceeds the route's limit", false);
-        }
+        const auto read = co_await read_body_chunk(parser, ex, body_limit);
+        if (!read) co_return false;
+        const std::size_t got = *read;
         // No bytes yet (e.g. only a chunk header arrived): a zero-length chunk would end the
         // chunked body, so hand the serializer nothing and read again.
         req.body().data = got ? chunk_.get() : nullptr;
@@ -702,6 +675,221 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   }
   finish(ex);
   co_return down_keep&& rs.is_done();
+}
+
+template <class Stream>
+asio::awaitable<std::optional<std::size_t>> H1Session<Stream>::read_body_chunk(
+    RequestParser& parser, Exchange& ex, std::uint64_t limit) {
+  auto& req = parser.get();
+  req.body().data = chunk_.get();
+  req.body().size = kChunk;
+  client_deadline(limits_.idle_timeout);
+  auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_nothrow);
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    ex.ctx.status = client_timed_out_ ? 408 : 499;
+    ex.ctx.error_code = "client_aborted_upload";
+    finish(ex);
+    co_return std::nullopt;
+  }
+  const std::size_t got = kChunk - req.body().size;
+  ex.ctx.bytes_in += got;
+  if (ex.ctx.bytes_in > limit) {
+    co_await reply(ex, 413, "payload_too_large", "request body exceeds the route's limit", false);
+    co_return std::nullopt;
+  }
+  co_return got;
+}
+
+template <class Stream>
+std::optional<std::string> H1Session<Stream>::prepare_upstream_request(Exchange& ex,
+                                                                       http::fields& h,
+                                                                       std::string& target) {
+  auto& ctx = ex.ctx;
+  if (!chunk_) {
+    chunk_ = std::make_unique<char[]>(kChunk);
+    // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum): give it
+    // room for a whole chunk, or bodies move 512 bytes per syscall.
+    buffer_.reserve(kChunk);
+  }
+  const bool had_query = !ctx.query.empty() || ex.raw_target_has_query;
+  target = ctx.path;
+  if (had_query) {
+    target += '?';
+    target += ctx.query;
+  }
+  h.erase(http::field::expect);
+  ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
+                       ctx.authority, ctx.request_id,   ctx.traceparent};
+  prepare_upstream_request_headers(h, fc);
+  if (!ctx.identity || !ctx.route->identity_headers) return std::nullopt;
+  std::string_view assertion;
+  if (const AssertionSigner* signer = ex.runtime->assertion_signer.get()) {
+    auto signed_assertion = worker_.assertions().get(*signer, ctx.identity, ctx.route->name,
+                                                     ex.runtime->config->assertion);
+    if (!signed_assertion) {
+      return "cannot sign the identity assertion: " + signed_assertion.error();
+    }
+    assertion = *signed_assertion;
+  }
+  set_identity_headers(h, *ctx.identity, assertion);
+  return std::nullopt;
+}
+
+// An HTTP/1.1 request relayed to an h2c upstream as one stream of the worker's multiplexed
+// session: the body streams up as the client sends it (at most kStreamBuffer queued), the
+// answer streams back with Content-Length when the upstream gave one, else chunked.
+template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Exchange& ex,
+                                                    bool expect_continue) {
+  constexpr std::size_t kStreamBuffer = 4 * kChunk;
+  auto& req = parser.get();
+  auto& ctx = ex.ctx;
+  const UpstreamConfig& up = *ctx.upstream;
+  const bool has_body = !parser.is_done();
+  const bool chunked = parser.chunked();
+  const std::uint64_t body_limit = max_body_for(*ex.runtime, ctx);
+  const auto response_deadline =
+      std::chrono::steady_clock::now() + ctx.route->timeout.value_or(up.timeouts.request);
+  std::string target;
+  if (auto failed = prepare_upstream_request(ex, req, target)) {
+    co_return co_await reply(ex, 500, "assertion_failed", *failed, false);
+  }
+  H2Headers headers{{":method", ctx.method},
+                    {":scheme", "http"},
+                    {":authority", ctx.authority},
+                    {":path", std::move(target)}};
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "host" || name == "transfer-encoding" || (chunked && name == "content-length")) {
+      continue;
+    }
+    headers.push_back({std::move(name), std::string(f.value())});
+  }
+
+  std::string address;
+  auto session =
+      co_await worker_.h2_pool().acquire(up, *ctx.upstream_metrics, worker_.pool(), address);
+  const bool keep_if_refused = ex.client_keep_alive && !has_body;
+  if (!session) {
+    if (session.error() == UpstreamFailure::no_healthy_endpoint) {
+      co_return co_await reply(ex, 503, "no_healthy_upstream", "no healthy upstream endpoint",
+                               keep_if_refused);
+    }
+    if (session.error() == UpstreamFailure::connect_timeout) {
+      co_return co_await reply(ex, 504, "upstream_connect_timeout",
+                               "timed out connecting to the upstream", keep_if_refused);
+    }
+    co_return co_await reply(ex, 502, "upstream_connect_failed",
+                             "could not connect to the upstream", keep_if_refused);
+  }
+  ctx.upstream_address = address;
+  ctx.upstream_metrics->requests_total.fetch_add(1, std::memory_order_relaxed);
+  auto bridge = std::make_shared<BufferedUpstreamStream>(lowest().get_executor());
+  const std::shared_ptr<H2UpstreamSession> h2 = *session;
+  const int32_t id = h2->submit(headers, bridge.get(), has_body);
+  if (id < 0) {
+    co_return co_await reply(ex, 503, "upstream_busy",
+                             "the upstream connection cannot take another stream", keep_if_refused);
+  }
+  // However this ends, the session must not call into a bridge that is gone.
+  struct Detach {
+    std::shared_ptr<H2UpstreamSession> h2;
+    int32_t id;
+    BufferedUpstreamStream* bridge;
+    ~Detach() {
+      if (bridge->closed) return;
+      h2->detach(id);
+      h2->reset(id, NGHTTP2_CANCEL);
+    }
+  } detach{h2, id, bridge.get()};
+
+  if (expect_continue && has_body) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    client_deadline(limits_.idle_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
+    if (ec) co_return false;
+  }
+  while (!parser.is_done() && !bridge->closed) {
+    if (bridge->request.size() >= kStreamBuffer) {
+      co_await bridge->wait();
+      continue;
+    }
+    const auto read = co_await read_body_chunk(parser, ex, body_limit);
+    if (!read) co_return false;
+    const std::size_t got = *read;
+    bridge->request.append(chunk_.get(), got);
+    h2->resume(id);
+  }
+  client_deadline_ = kNever;
+  bridge->request_end = true;
+  if (has_body) h2->resume(id);
+
+  while (!bridge->head && !bridge->closed && std::chrono::steady_clock::now() < response_deadline) {
+    co_await bridge->wait();
+  }
+  if (!bridge->head) {
+    if (!bridge->closed) {
+      co_return co_await reply(ex, 504, "upstream_timeout", "the upstream did not answer in time",
+                               false);
+    }
+    co_return co_await reply(ex, 502, "upstream_reset",
+                             "the upstream ended the stream without a response", false);
+  }
+
+  const bool keep_alive = ex.client_keep_alive && !worker_.draining();
+  http::response<http::buffer_body> res{static_cast<http::status>(bridge->status), ex.version};
+  bool has_length = false;
+  for (const auto& h : bridge->headers) {
+    if (h.name == "x-request-id") continue;
+    if (h.name == "content-length") has_length = true;
+    res.insert(h.name, h.value);
+  }
+  prepare_downstream_response_headers(res);
+  res.set("x-request-id", ctx.request_id);
+  const bool bodyless = ex.head || bridge->status == 204 || bridge->status == 304;
+  if (!has_length && !bodyless) res.chunked(true);
+  res.keep_alive(keep_alive);
+  ctx.status = static_cast<unsigned>(bridge->status);
+  http::response_serializer<http::buffer_body> sr{res};
+  for (;;) {
+    if (!bridge->response.empty()) {
+      const std::size_t k = std::min(kChunk, bridge->response.size());
+      std::memcpy(chunk_.get(), bridge->response.data(), k);
+      bridge->response.consume(k);
+      h2->consume(id, k);
+      res.body().data = chunk_.get();
+      res.body().size = k;
+      res.body().more = true;
+    } else if (bridge->closed || bridge->response_end) {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+    } else {
+      co_await bridge->wait();
+      continue;
+    }
+    client_deadline(limits_.idle_timeout);
+    auto [ec, n] = co_await http::async_write(stream_, sr, use_nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    ctx.bytes_out += n;
+    if (ec) {
+      ctx.status = 499;
+      ctx.error_code = "client_aborted";
+      finish(ex);
+      co_return false;
+    }
+    if (sr.is_done()) break;
+  }
+  client_deadline_ = kNever;
+  if (bridge->closed && bridge->error_code != 0) {
+    ctx.error_code = "upstream_reset";  // the body was cut: the client sees a short answer
+    finish(ex);
+    co_return false;
+  }
+  finish(ex);
+  co_return keep_alive&& parser.is_done();
 }
 
 template <class Stream>
