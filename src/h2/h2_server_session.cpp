@@ -838,7 +838,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
     headers.push_back({std::move(name), std::string(f.value())});
   }
   relay_response(s, static_cast<int>(res.result_int()), headers, rp->is_done());
-  std::vector<char> buf(kStreamWindow / 4);
+  std::vector<char> buf(16 * 1024);  // one DATA frame; per stream (streams read concurrently)
   while (!rp->is_done()) {
     while (s.resp_buf.size() >= static_cast<std::size_t>(kStreamWindow) && !s.down_closed) {
       co_await wait_for_progress(s);

@@ -134,23 +134,39 @@ asio::awaitable<void> Worker::accept_loop(Acceptor& a) {
 
 namespace {
 
+enum class FirstBytes { http1, h2, silent };
+
+// Cancels `socket`'s pending wait when `timer` expires (a plain function: GCC 12 mishandles
+// lambdas inside coroutines).
+void cancel_on_expiry(asio::steady_timer& timer, tcp::socket& socket) {
+  timer.async_wait([&socket](boost::system::error_code ec) {
+    if (ec) return;
+    boost::system::error_code ignored;
+    socket.cancel(ignored);
+  });
+}
+
 // Prior-knowledge h2c: the client starts with the HTTP/2 preface. Peeks (consumes nothing)
-// until the first bytes either differ from it (HTTP/1.1) or match all 24.
-asio::awaitable<bool> starts_with_h2_preface(tcp::socket& socket, Duration limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
+// until the first bytes either differ from it (HTTP/1.1) or match all 24. A client that sends
+// nothing within `limit` (the listener's header_timeout) is `silent`: the connection is
+// closed, as HTTP/1.1 closes a connection whose first request never starts.
+asio::awaitable<FirstBytes> classify_first_bytes(tcp::socket& socket, Duration limit) {
+  asio::steady_timer deadline(socket.get_executor(), limit);
+  cancel_on_expiry(deadline, socket);
   std::array<char, kH2Preface.size()> peek{};
   for (;;) {
     auto [ec] =
         co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return false;
+    if (ec) co_return FirstBytes::silent;  // timed out (cancelled) or the socket failed
     boost::system::error_code rec;
     const std::size_t n = socket.receive(asio::buffer(peek), tcp::socket::message_peek, rec);
-    if (rec || n == 0) co_return false;
-    if (std::string_view(peek.data(), n) != kH2Preface.substr(0, n)) co_return false;
-    if (n == kH2Preface.size()) co_return true;
-    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    if (rec || n == 0) co_return FirstBytes::silent;  // closed before a byte
+    if (std::string_view(peek.data(), n) != kH2Preface.substr(0, n)) co_return FirstBytes::http1;
+    if (n == kH2Preface.size()) co_return FirstBytes::h2;
+    // A prefix of the preface: wait for the rest (still bounded by `deadline`).
     asio::steady_timer t(socket.get_executor(), std::chrono::milliseconds(5));
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (deadline.expiry() <= asio::steady_timer::clock_type::now()) co_return FirstBytes::silent;
   }
 }
 
@@ -163,11 +179,18 @@ asio::awaitable<void> Worker::serve(tcp::socket socket, std::shared_ptr<Listener
   auto* metrics = listener->metrics;
   if (listener->tls) {
     co_await serve_h1_tls(std::move(socket), *this, std::move(listener));  // h2 by ALPN inside
-  } else if (co_await starts_with_h2_preface(socket, listener->config.limits.header_timeout)) {
-    co_await serve_h2_plain(boost::beast::tcp_stream(std::move(socket)), *this, std::move(listener),
-                            {});
   } else {
-    co_await serve_h1_plain(std::move(socket), *this, std::move(listener));
+    switch (co_await classify_first_bytes(socket, listener->config.limits.header_timeout)) {
+      case FirstBytes::h2:
+        co_await serve_h2_plain(boost::beast::tcp_stream(std::move(socket)), *this,
+                                std::move(listener), {});
+        break;
+      case FirstBytes::http1:
+        co_await serve_h1_plain(std::move(socket), *this, std::move(listener));
+        break;
+      case FirstBytes::silent:
+        break;  // the socket closes here
+    }
   }
   metrics->connections_active.fetch_sub(1, std::memory_order_relaxed);
   active_.fetch_sub(1, std::memory_order_relaxed);

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import {
-  startGateway, eventually, freePort, cleanupList, fetchMetrics, metricSum,
+  startGateway, eventually, freePort, cleanupList, fetchMetrics, metricSum, httpRequest,
+  checkGatewayError,
 } from '../support/harness.mjs';
 import { startProvider, getToken } from '../support/oidc/client.mjs';
 import { providerEntry, bearerConfig } from '../support/bearer.mjs';
@@ -166,6 +167,15 @@ describe('gRPC through the gateway (h2c both sides)', { timeout: 120_000 }, () =
     });
     assert.equal(gone?.code, Status.UNAVAILABLE, `${gone?.code} ${gone?.details}`);
     raw.close();
+  });
+
+  test('an HTTP/1.1 request to an unreachable h2c upstream: 502 upstream_connect_failed as JSON', async () => {
+    const [host, port] = address.split(':');
+    const r = await httpRequest({
+      host, port: Number(port), method: 'POST', path: '/portcullis.test.v1.Gone/Call',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}',
+    });
+    checkGatewayError(assert, r, 502, 'upstream_connect_failed');
   });
 
   test('grpc-timeout is enforced by the gateway: a silent upstream ends in DEADLINE_EXCEEDED (4)', async () => {

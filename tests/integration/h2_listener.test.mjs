@@ -595,6 +595,26 @@ describe('HTTP/2 and drain (SIGTERM)', { timeout: 120_000 }, () => {
 
   after(() => cleanup.run());
 
+  test('a plaintext connection that sends nothing, or only part of the preface, is closed after header_timeout', async () => {
+    const { config, ports } = await h2Config(h2up, h1up);
+    config.listeners[0].limits = { ...(config.listeners[0].limits ?? {}), header_timeout: '1s' };
+    const gw = await startGateway({ config });
+    cleanup.add(() => gw.stop());
+    for (const first of ['', 'PRI * HTTP/2.0\r\n']) {
+      const conn = await rawConnect(ports.plain);
+      try {
+        if (first) await conn.write(first);
+        assert.ok(await conn.waitClose(10_000), `connection still open (sent ${JSON.stringify(first)})`);
+        assert.equal(conn.text(), '', 'nothing is answered to a client that never sent a request');
+      } finally {
+        conn.destroy();
+      }
+    }
+    // The listener still serves both protocols afterwards.
+    const r = await curl(['--http2-prior-knowledge', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${ports.plain}/h2/after-silent`]);
+    assert.equal(r.stdout, '200');
+  });
+
   test('a connection idle for the listener idle_timeout gets GOAWAY (NO_ERROR) and is closed; a busy one is not', async () => {
     const { config, ports } = await h2Config(h2up, h1up);
     config.listeners[0].limits = { ...(config.listeners[0].limits ?? {}), idle_timeout: '1s' };
