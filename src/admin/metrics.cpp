@@ -122,6 +122,8 @@ std::string_view to_string(UpstreamErrorKind k) {
       return "protocol";
     case UpstreamErrorKind::no_healthy:
       return "no_healthy";
+    case UpstreamErrorKind::tls:
+      return "tls";
     case UpstreamErrorKind::count:
       break;
   }

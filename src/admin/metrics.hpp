@@ -45,7 +45,7 @@ struct RouteMetrics {
   void record(unsigned status, double seconds);
 };
 
-enum class UpstreamErrorKind { connect, timeout, reset, protocol, no_healthy, count };
+enum class UpstreamErrorKind { connect, timeout, reset, protocol, no_healthy, tls, count };
 std::string_view to_string(UpstreamErrorKind k);
 
 struct UpstreamMetrics {

@@ -31,6 +31,10 @@ struct ListenerLimits {
   Duration idle_timeout = std::chrono::seconds(60);    // keep-alive between requests
   Duration handshake_timeout = std::chrono::seconds(10);
   std::size_t max_requests_per_connection = 0;  // 0: unlimited
+  // HTTP/2: a PING after this long without a frame from the client; no answer within
+  // ping_timeout closes the connection (a dead peer holding long gRPC streams open).
+  Duration ping_interval = std::chrono::seconds(60);  // 0: no PINGs
+  Duration ping_timeout = std::chrono::seconds(20);
 };
 
 struct ListenerConfig {
@@ -65,9 +69,23 @@ struct EndpointConfig {
 };
 
 struct UpstreamTimeouts {
-  Duration connect = std::chrono::seconds(2);
+  Duration connect = std::chrono::seconds(2);   // TCP connect, and the TLS handshake after it
   Duration request = std::chrono::seconds(30);  // request sent -> response headers received
   Duration idle = std::chrono::seconds(60);     // pooled connection idle / body inactivity
+  // HTTP/2 sessions (h2c, h2): a PING after this long without a frame from the upstream; no
+  // answer within ping_timeout closes the session (its streams fail with 502 / UNAVAILABLE).
+  Duration ping_interval = std::chrono::seconds(30);  // 0: no PINGs
+  Duration ping_timeout = std::chrono::seconds(10);
+};
+
+// TLS towards an upstream (protocol h2). The certificate is always verified: against `ca_file`
+// (else the system store) and for `server_name` (else the endpoint's host name or IP).
+struct UpstreamTlsConfig {
+  std::string ca_file;      // "" = the system's CA store
+  std::string server_name;  // SNI and the name checked in the certificate; "" = endpoint host
+  std::string cert_file;    // client certificate (mTLS to the upstream); with key_file
+  std::string key_file;
+  std::string min_version = "1.2";
 };
 
 struct UpstreamPoolConfig {
@@ -87,6 +105,7 @@ struct UpstreamConfig {
   UpstreamPoolConfig pool;
   EjectionConfig ejection;
   unsigned retries = 1;  // extra attempts on connect failure, idempotent methods only
+  std::optional<UpstreamTlsConfig> tls;  // set exactly when protocol is h2
   int line = 0;
 };
 

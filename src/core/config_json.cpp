@@ -59,7 +59,9 @@ std::string config_to_json(const Config& c) {
                    {"header_timeout", format_duration(l.limits.header_timeout)},
                    {"idle_timeout", format_duration(l.limits.idle_timeout)},
                    {"handshake_timeout", format_duration(l.limits.handshake_timeout)},
-                   {"max_requests_per_connection", l.limits.max_requests_per_connection}};
+                   {"max_requests_per_connection", l.limits.max_requests_per_connection},
+                   {"ping_interval", format_duration(l.limits.ping_interval)},
+                   {"ping_timeout", format_duration(l.limits.ping_timeout)}};
     listeners.emplace_back(std::move(o));
   }
   root["listeners"] = std::move(listeners);
@@ -109,19 +111,27 @@ std::string config_to_json(const Config& c) {
     for (const auto& e : u.endpoints) {
       endpoints.push_back(json::object{{"address", e.address.to_string()}, {"weight", e.weight}});
     }
-    upstreams.push_back(
-        json::object{{"name", u.name},
-                     {"protocol", protocol_name(u.protocol)},
-                     {"endpoints", std::move(endpoints)},
-                     {"timeouts",
-                      {{"connect", format_duration(u.timeouts.connect)},
-                       {"request", format_duration(u.timeouts.request)},
-                       {"idle", format_duration(u.timeouts.idle)}}},
-                     {"pool", {{"max_idle_per_endpoint", u.pool.max_idle_per_endpoint}}},
-                     {"ejection",
-                      {{"consecutive_failures", u.ejection.consecutive_failures},
-                       {"base_duration", format_duration(u.ejection.base_duration)}}},
-                     {"retries", u.retries}});
+    json::object up{{"name", u.name},
+                    {"protocol", protocol_name(u.protocol)},
+                    {"endpoints", std::move(endpoints)},
+                    {"timeouts",
+                     {{"connect", format_duration(u.timeouts.connect)},
+                      {"request", format_duration(u.timeouts.request)},
+                      {"idle", format_duration(u.timeouts.idle)},
+                      {"ping_interval", format_duration(u.timeouts.ping_interval)},
+                      {"ping_timeout", format_duration(u.timeouts.ping_timeout)}}},
+                    {"pool", {{"max_idle_per_endpoint", u.pool.max_idle_per_endpoint}}},
+                    {"ejection",
+                     {{"consecutive_failures", u.ejection.consecutive_failures},
+                      {"base_duration", format_duration(u.ejection.base_duration)}}},
+                    {"retries", u.retries}};
+    if (u.tls) {
+      up["tls"] = json::object{{"ca", u.tls->ca_file.empty() ? "system" : u.tls->ca_file},
+                               {"server_name", u.tls->server_name},
+                               {"client_cert", u.tls->cert_file},
+                               {"min_version", u.tls->min_version}};
+    }
+    upstreams.push_back(std::move(up));
   }
   root["upstreams"] = std::move(upstreams);
   json::array routes;

@@ -239,6 +239,11 @@ class Loader {
   void parse_listeners(const Fields& root);
   void parse_listener(const YAML::Node& node, const std::string& path);
   void parse_tls(const Field& f, TlsConfig& tls);
+  void parse_upstream_tls(const Field& f, UpstreamTlsConfig& tls);
+  X509Ptr certificate_file(const Field& f, std::string& path_out);
+  PkeyPtr private_key_file(const Field& f, std::string& path_out);
+  void ca_bundle_file(const Field& f, std::string& path_out);
+  void tls_min_version(const Field* f, std::string& out);
   void parse_limits(const Field& f, ListenerLimits& limits);
   void parse_admin(const Field* f);
   void parse_identity_providers(const Field* f);
@@ -597,66 +602,115 @@ void Loader::parse_listener(const YAML::Node& node, const std::string& path) {
   config_.listeners.push_back(std::move(listener));
 }
 
+X509Ptr Loader::certificate_file(const Field& f, std::string& path_out) {
+  X509Ptr cert(nullptr, X509_free);
+  std::string contents;
+  if (auto path = file(f, &contents)) {
+    path_out = *path;
+    BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
+    if (bio) cert.reset(PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr));
+    if (!cert) value_error(f, in_quotes(*path) + " does not contain a PEM certificate");
+  }
+  return cert;
+}
+
+PkeyPtr Loader::private_key_file(const Field& f, std::string& path_out) {
+  PkeyPtr key(nullptr, EVP_PKEY_free);
+  std::string contents;
+  if (auto path = file(f, &contents)) {
+    path_out = *path;
+    BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
+    if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
+    if (!key) {
+      value_error(f, in_quotes(*path) +
+                         " does not contain a PEM private key (encrypted keys are not "
+                         "supported)");
+    }
+  }
+  return key;
+}
+
+void Loader::ca_bundle_file(const Field& f, std::string& path_out) {
+  std::string contents;
+  if (auto path = file(f, &contents)) {
+    path_out = *path;
+    BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
+    int count = 0;
+    while (bio) {
+      X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr), X509_free);
+      if (!c) break;
+      ++count;
+    }
+    if (count == 0) value_error(f, in_quotes(*path) + " does not contain a PEM certificate");
+  }
+}
+
+void Loader::tls_min_version(const Field* v, std::string& out) {
+  if (v == nullptr) return;
+  if (auto s = scalar(*v, "\"1.2\" or \"1.3\"")) {
+    if (*s == "1.2" || *s == "1.3") {
+      out = *s;
+    } else {
+      value_error(*v,
+                  "TLS version " + in_quotes(*s) + " is not supported (use \"1.2\" or \"1.3\")");
+    }
+  }
+}
+
 void Loader::parse_tls(const Field& f, TlsConfig& tls) {
   auto m = map_value(f, {"cert", "key", "client_ca", "min_version"});
   if (!m) return;
   X509Ptr cert(nullptr, X509_free);
   PkeyPtr key(nullptr, EVP_PKEY_free);
-  std::string contents;
   if (const Field* c = require(*m, "cert", "a PEM certificate file")) {
-    if (auto path = file(*c, &contents)) {
-      tls.cert_file = *path;
-      BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
-      if (bio) cert.reset(PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr));
-      if (!cert) value_error(*c, in_quotes(*path) + " does not contain a PEM certificate");
-    }
+    cert = certificate_file(*c, tls.cert_file);
   }
   const Field* k = require(*m, "key", "a PEM private key file");
-  if (k != nullptr) {
-    if (auto path = file(*k, &contents)) {
-      tls.key_file = *path;
-      BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
-      if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
-      if (!key) {
-        value_error(*k, in_quotes(*path) +
-                            " does not contain a PEM private key (encrypted keys are not "
-                            "supported)");
-      }
-    }
-  }
+  if (k != nullptr) key = private_key_file(*k, tls.key_file);
   if (cert && key && X509_check_private_key(cert.get(), key.get()) != 1) {
     value_error(*k, "private key " + in_quotes(tls.key_file) + " does not match certificate " +
                         in_quotes(tls.cert_file));
   }
-  if (const Field* ca = m->get("client_ca")) {
-    if (auto path = file(*ca, &contents)) {
-      tls.client_ca_file = *path;
-      BioPtr bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())), BIO_free);
-      int count = 0;
-      while (bio) {
-        X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr), X509_free);
-        if (!c) break;
-        ++count;
-      }
-      if (count == 0) value_error(*ca, in_quotes(*path) + " does not contain a PEM certificate");
-    }
-  }
+  if (const Field* ca = m->get("client_ca")) ca_bundle_file(*ca, tls.client_ca_file);
   ERR_clear_error();  // leave no OpenSSL errors behind for the next user of this thread
-  if (const Field* v = m->get("min_version")) {
-    if (auto s = scalar(*v, "\"1.2\" or \"1.3\"")) {
-      if (*s == "1.2" || *s == "1.3") {
-        tls.min_version = *s;
+  tls_min_version(m->get("min_version"), tls.min_version);
+}
+
+void Loader::parse_upstream_tls(const Field& f, UpstreamTlsConfig& tls) {
+  auto m = map_value(f, {"ca", "server_name", "cert", "key", "min_version"});
+  if (!m) return;
+  if (const Field* ca = m->get("ca")) ca_bundle_file(*ca, tls.ca_file);
+  if (const Field* n = m->get("server_name")) {
+    if (auto s = nonempty_string(*n)) {
+      const bool ok = std::all_of(s->begin(), s->end(), [](unsigned char ch) {
+        return std::isalnum(ch) != 0 || ch == '-' || ch == '.' || ch == ':';
+      });
+      if (ok) {
+        tls.server_name = *s;
       } else {
-        value_error(*v,
-                    "TLS version " + in_quotes(*s) + " is not supported (use \"1.2\" or \"1.3\")");
+        value_error(*n, in_quotes(*s) + " is not a host name or IP address");
       }
     }
   }
+  const Field* c = m->get("cert");
+  const Field* k = m->get("key");
+  if ((c == nullptr) != (k == nullptr)) {
+    value_error(c ? *c : *k, "a client certificate needs both cert and key");
+  } else if (c != nullptr) {
+    X509Ptr cert = certificate_file(*c, tls.cert_file);
+    PkeyPtr key = private_key_file(*k, tls.key_file);
+    if (cert && key && X509_check_private_key(cert.get(), key.get()) != 1) {
+      value_error(*k, "private key " + in_quotes(tls.key_file) + " does not match certificate " +
+                          in_quotes(tls.cert_file));
+    }
+  }
+  ERR_clear_error();
+  tls_min_version(m->get("min_version"), tls.min_version);
 }
 
 void Loader::parse_limits(const Field& f, ListenerLimits& limits) {
   auto m = map_value(f, {"max_header_bytes", "header_timeout", "idle_timeout", "handshake_timeout",
-                         "max_requests_per_connection"});
+                         "max_requests_per_connection", "ping_interval", "ping_timeout"});
   if (!m) return;
   if (const Field* h = m->get("max_header_bytes")) {
     if (auto v = size(*h)) {
@@ -680,6 +734,12 @@ void Loader::parse_limits(const Field& f, ListenerLimits& limits) {
     if (auto v = integer(*r, 0, 1000000000)) {
       limits.max_requests_per_connection = static_cast<std::size_t>(*v);
     }
+  }
+  if (const Field* d = m->get("ping_interval")) {
+    if (auto v = duration(*d, false)) limits.ping_interval = *v;
+  }
+  if (const Field* d = m->get("ping_timeout")) {
+    if (auto v = duration(*d, true)) limits.ping_timeout = *v;
   }
 }
 
@@ -939,8 +999,9 @@ void Loader::parse_upstreams(const Fields& root) {
 }
 
 void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
-  auto m = check_map(node, path,
-                     {"name", "protocol", "endpoints", "timeouts", "pool", "ejection", "retries"});
+  auto m = check_map(
+      node, path,
+      {"name", "protocol", "endpoints", "timeouts", "pool", "ejection", "retries", "tls"});
   if (!m) return;
   UpstreamConfig upstream;
   upstream.line = pos_of(node).line;
@@ -957,9 +1018,8 @@ void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
       } else if (*s == "h2c") {
         upstream.protocol = UpstreamProtocol::h2c;
       } else if (*s == "h2") {
-        value_error(*p,
-                    "protocol \"h2\" (HTTP/2 over TLS to the upstream) is not supported "
-                    "yet; use h2c inside the mesh");
+        upstream.protocol = UpstreamProtocol::h2;
+        upstream.tls.emplace();
       } else {
         value_error(*p, "unknown protocol " + in_quotes(*s) + "; valid protocols: http1, h2c, h2");
       }
@@ -974,7 +1034,7 @@ void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
     }
   }
   if (const Field* t = m->get("timeouts")) {
-    if (auto tm = map_value(*t, {"connect", "request", "idle"})) {
+    if (auto tm = map_value(*t, {"connect", "request", "idle", "ping_interval", "ping_timeout"})) {
       if (const Field* d = tm->get("connect")) {
         if (auto v = duration(*d, true)) upstream.timeouts.connect = *v;
       }
@@ -983,6 +1043,12 @@ void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
       }
       if (const Field* d = tm->get("idle")) {
         if (auto v = duration(*d, true)) upstream.timeouts.idle = *v;
+      }
+      if (const Field* d = tm->get("ping_interval")) {
+        if (auto v = duration(*d, false)) upstream.timeouts.ping_interval = *v;
+      }
+      if (const Field* d = tm->get("ping_timeout")) {
+        if (auto v = duration(*d, true)) upstream.timeouts.ping_timeout = *v;
       }
     }
   }
@@ -1009,6 +1075,15 @@ void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
   }
   if (const Field* r = m->get("retries")) {
     if (auto v = integer(*r, 0, 5)) upstream.retries = static_cast<unsigned>(*v);
+  }
+  if (const Field* t = m->get("tls")) {
+    if (upstream.protocol == UpstreamProtocol::h2) {
+      parse_upstream_tls(*t, *upstream.tls);
+    } else {
+      value_error(*t,
+                  "TLS to upstreams needs protocol h2 (HTTP/1.1 over TLS to upstreams is not "
+                  "supported yet; h2c and http1 are cleartext)");
+    }
   }
   config_.upstreams.push_back(std::move(upstream));
 }

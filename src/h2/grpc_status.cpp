@@ -27,6 +27,11 @@ int grpc_status_for_http(unsigned http_status) {
   }
 }
 
+int grpc_status_for_reply(unsigned http_status, std::string_view error) {
+  if (error == "bad_grpc_web_body") return 13;
+  return grpc_status_for_http(http_status);
+}
+
 std::string grpc_percent_encode(std::string_view message) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -14,6 +14,10 @@ namespace portcullis {
 // 0 OK .. 16 UNAUTHENTICATED (the codes of grpc/status.h).
 int grpc_status_for_http(unsigned http_status);
 
+// The grpc-status of a refusal: grpc_status_for_http, except a gRPC-Web body that cannot be
+// decoded (`bad_grpc_web_body`), which is 13 INTERNAL like gRPC's own framing errors.
+int grpc_status_for_reply(unsigned http_status, std::string_view error);
+
 // grpc-message encoding: bytes outside 0x20..0x7E and '%' become %XX.
 std::string grpc_percent_encode(std::string_view message);
 

@@ -45,6 +45,10 @@ class PumpImpl final : public H2Pump {
           finished_.cancel();
         },
         asio::detached);
+    if (ping_interval_.count() > 0) {
+      keepalive_done_ = false;
+      asio::co_spawn(stream_.get_executor(), keepalive_loop(), asio::detached);
+    }
     if (!already_read.empty() && !feed(already_read.data(), already_read.size())) {
       close();
     }
@@ -58,16 +62,23 @@ class PumpImpl final : public H2Pump {
         }
         break;
       }
+      ++reads_;
       if (!feed(buf.data(), n)) break;
       kick();
     }
     if (!flush_then_close_) close();  // else the writer flushes the GOAWAY, then closes
     // Wait for the writer to notice (it holds references to this object).
-    while (!writer_done_) {
+    while (!writer_done_ || !keepalive_done_) {
       finished_.expires_at(asio::steady_timer::time_point::max());
       co_await finished_.async_wait(use_nothrow);
     }
     running_ = false;
+  }
+
+  void set_keepalive(std::chrono::milliseconds interval,
+                     std::chrono::milliseconds timeout) override {
+    ping_interval_ = interval;
+    ping_timeout_ = timeout;
   }
 
   void kick() override {
@@ -82,6 +93,7 @@ class PumpImpl final : public H2Pump {
     lowest(stream_).shutdown(tcp::socket::shutdown_both, ignored);
     lowest(stream_).close(ignored);
     wake_.cancel();
+    keepalive_.cancel();
   }
 
   bool closed() const override { return closed_; }
@@ -104,6 +116,42 @@ class PumpImpl final : public H2Pump {
       return false;
     }
     return true;
+  }
+
+  // Sends a PING when the peer has been quiet for ping_interval_; any bytes from the peer
+  // (its PING ACK or anything else) within ping_timeout_ prove it alive.
+  asio::awaitable<void> keepalive_loop() {
+    std::uint64_t seen = reads_;
+    while (!closed_) {
+      keepalive_.expires_after(ping_interval_);
+      co_await keepalive_.async_wait(use_nothrow);
+      if (closed_) break;
+      if (reads_ != seen) {
+        seen = reads_;
+        continue;
+      }
+      nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
+      kick();
+      keepalive_.expires_after(ping_timeout_);
+      co_await keepalive_.async_wait(use_nothrow);
+      if (closed_) break;
+      if (reads_ == seen) {
+        if (error_.empty()) error_ = "no answer to a keepalive PING";
+        // Say why with a GOAWAY (RFC 9113 6.8), then close; a peer that does not even read
+        // gets one more ping_timeout for the GOAWAY to leave.
+        nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+        flush_then_close_ = true;
+        kick();
+        keepalive_.expires_after(ping_timeout_);
+        co_await keepalive_.async_wait(use_nothrow);
+        flush_then_close_ = false;
+        close();
+        break;
+      }
+      seen = reads_;
+    }
+    keepalive_done_ = true;
+    finished_.cancel();
   }
 
   asio::awaitable<void> write_loop() {
@@ -150,6 +198,11 @@ class PumpImpl final : public H2Pump {
   Stream stream_;
   asio::steady_timer wake_;
   asio::steady_timer finished_{stream_.get_executor()};
+  asio::steady_timer keepalive_{stream_.get_executor()};
+  std::chrono::milliseconds ping_interval_{0};
+  std::chrono::milliseconds ping_timeout_{0};
+  std::uint64_t reads_ = 0;
+  bool keepalive_done_ = true;
   nghttp2_session* session_ = nullptr;
   std::string error_;
   bool closed_ = false;

@@ -4,7 +4,8 @@
 // nghttp2_session_mem_send, batching frames up to 64 KiB per write, and sleeps until kick().
 // The owner (server or client session) installs nghttp2 callbacks, submits frames, then calls
 // kick(). run() returns when the peer closes, an I/O error happens, nghttp2 reports a fatal
-// error, or close() is called; the owner then fails whatever streams are left.
+// error, a keepalive PING goes unanswered, or close() is called; the owner then fails whatever
+// streams are left.
 //
 //   auto pump = make_h2_pump(std::move(stream));   // beast::tcp_stream or ssl_stream
 //   co_await pump->run(session, preface_bytes_already_read);
@@ -14,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +28,11 @@ class H2Pump {
   // Runs until the connection ends. `already_read`: bytes consumed before (the h2c preface).
   virtual boost::asio::awaitable<void> run(nghttp2_session* session,
                                            std::string already_read = {}) = 0;
+  // Liveness: after `interval` without a byte from the peer, send a PING; when nothing arrives
+  // within `timeout` after it, close the connection (error() says why). Call before run();
+  // a zero interval (the default) sends no PINGs.
+  virtual void set_keepalive(std::chrono::milliseconds interval,
+                             std::chrono::milliseconds timeout) = 0;
   virtual void kick() = 0;   // frames were submitted: write them out
   virtual void close() = 0;  // ends run() soon: cancels I/O and closes the socket
   virtual bool closed() const = 0;

@@ -34,6 +34,7 @@
 #include "core/log.hpp"
 #include "h2/byte_queue.hpp"
 #include "h2/grpc_status.hpp"
+#include "h2/grpc_web.hpp"
 #include "h2/h2_pump.hpp"
 #include "h2/h2_upstream_pool.hpp"
 #include "http/header_rules.hpp"
@@ -83,10 +84,17 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
   int continuations = 0;
   bool head_done = false;
   bool header_too_large = false;
-  bool is_grpc = false;
+  bool is_grpc = false;  // gRPC or gRPC-Web
+  // gRPC-Web: translated to gRPC towards the upstream (grpc_web.hpp).
+  std::optional<GrpcWebType> web;
+  std::optional<GrpcWebRequestDecoder> web_in;
+  std::optional<GrpcWebResponseEncoder> web_out;
 
-  // Request body: received, not yet passed upstream.
+  // Request body: received, not yet passed upstream. req_raw counts the client's bytes behind
+  // it (more than req_buf holds for gRPC-Web text, which arrives base64-encoded); they are
+  // given back to the client's window as req_buf drains.
   ByteQueue req_buf;
+  std::size_t req_raw = 0;
   bool req_end = false;
   std::uint64_t body_limit = 0;
 
@@ -107,6 +115,9 @@ struct Stream final : H2UpstreamHandler, std::enable_shared_from_this<Stream> {
   // HTTP/1.1 upstreams: wakes the relay coroutine when body bytes arrive, the client's
   // side drains, or the stream ends.
   std::unique_ptr<asio::steady_timer> wake;
+  // HTTP/1.1 upstreams: the connection relay_h1 is using, so a stream the client abandons
+  // stops waiting for the upstream at once (its I/O is cancelled) instead of at a timeout.
+  beast::tcp_stream* h1_upstream = nullptr;
   void notify() {
     if (wake) wake->cancel();
   }
@@ -180,6 +191,7 @@ class H2ServerSession final : public DownstreamConnection {
     // session: wait for them; they see down_closed and return.
     for (auto& [id, s] : streams_) {
       s->down_closed = true;
+      if (s->h1_upstream) s->h1_upstream->cancel();
       s->notify();
     }
     while (handlers_running_ > 0) {
@@ -211,6 +223,7 @@ class H2ServerSession final : public DownstreamConnection {
   }
 
   void abandon_upstream(Stream& s) {
+    if (s.h1_upstream) s.h1_upstream->cancel();
     if (s.up_open) {
       s.up->detach(s.up_id);
       s.up->reset(s.up_id, NGHTTP2_CANCEL);
@@ -237,12 +250,13 @@ class H2ServerSession final : public DownstreamConnection {
     h.push_back(nv(":status", status_text));
     std::string grpc_code, grpc_message;
     if (s.is_grpc) {
-      grpc_code = std::to_string(grpc_status_for_http(status));
+      grpc_code = std::to_string(grpc_status_for_reply(status, error));
       grpc_message =
           grpc_percent_encode(local && !local->reason.empty()
                                   ? std::string(message) + " (" + std::string(local->reason) + ")"
                                   : std::string(message));
-      h.push_back(nv("content-type", "application/grpc"));
+      h.push_back(nv("content-type", s.web ? std::string_view(s.web->web_content_type)
+                                           : std::string_view("application/grpc")));
       h.push_back(nv("grpc-status", grpc_code));
       h.push_back(nv("grpc-message", grpc_message));
     } else {
@@ -279,8 +293,10 @@ class H2ServerSession final : public DownstreamConnection {
     out.push_back(nv(":status", status_text));
     for (const auto& x : h) {
       if (is_hop_by_hop(x.name) || x.name == "x-request-id") continue;
+      if (s.web && (x.name == "content-length" || x.name == "content-type")) continue;
       out.push_back(nv(x.name, x.value));
     }
+    if (s.web) out.push_back(nv("content-type", s.web->web_content_type));
     out.push_back(nv("x-request-id", s.ctx.request_id));
     if (end_stream) {
       s.resp_end = true;
@@ -334,12 +350,34 @@ class H2ServerSession final : public DownstreamConnection {
     pump_->kick();
   }
 
-  // Called by the upstream side when it has taken n request-body bytes: open the client's
-  // window by as much.
+  // Called when n request-body bytes left req_buf (taken by the upstream, or dropped): opens
+  // the client's window by the client bytes behind them (all of req_raw once req_buf is empty).
   void consumed_request(Stream& s, std::size_t n) {
-    if (s.down_closed || n == 0) return;
-    nghttp2_session_consume(session_, s.id, n);
+    const std::size_t left = s.req_buf.size();
+    std::size_t raw = n;
+    if (left == 0) {
+      raw = s.req_raw;
+    } else if (s.req_raw != n + left) {
+      raw = static_cast<std::size_t>(static_cast<long double>(s.req_raw) * n / (n + left));
+    }
+    raw = std::min(raw, s.req_raw);
+    s.req_raw -= raw;
+    if (s.down_closed || raw == 0) return;
+    nghttp2_session_consume(session_, s.id, raw);
     pump_->kick();
+  }
+
+  // A request body the gateway will not pass on: the upstream stream is dropped, and the client
+  // gets the refusal, or a reset when the response has already started.
+  void refuse_body(Stream& s, unsigned status, std::string_view error, std::string_view message) {
+    const bool started = s.response_started;
+    abandon_upstream(s);
+    if (started) {
+      s.ctx.error_code = error;
+      reset_stream(s, NGHTTP2_CANCEL);
+    } else {
+      reply(s, status, error, message);
+    }
   }
 
   void reset_stream(Stream& s, uint32_t code) {
@@ -446,6 +484,11 @@ class H2ServerSession final : public DownstreamConnection {
       self->start(*s);
     } else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
       s->req_end = true;
+      if (s->web_in && !s->web_in->complete()) {
+        self->refuse_body(*s, 400, "bad_grpc_web_body",
+                          "the gRPC-Web text body ends inside a base64 group");
+        return 0;
+      }
       if (s->up_open) s->up->resume(s->up_id);
       s->notify();
     }
@@ -463,12 +506,22 @@ class H2ServerSession final : public DownstreamConnection {
     s->ctx.bytes_in += len;
     if (s->body_limit && s->ctx.bytes_in > s->body_limit) {
       nghttp2_session_consume(session, id, len);
-      self->abandon_upstream(*s);
-      self->reply(*s, 413, "payload_too_large", "request body exceeds the route's limit");
-      if (s->response_started) self->reset_stream(*s, NGHTTP2_CANCEL);
+      self->refuse_body(*s, 413, "payload_too_large", "request body exceeds the route's limit");
       return 0;
     }
-    s->req_buf.append(reinterpret_cast<const char*>(data), len);
+    s->req_raw += len;
+    if (s->web_in) {
+      std::string decoded;
+      if (!s->web_in->feed(view(data, len), decoded)) {
+        nghttp2_session_consume(session, id, len);
+        s->req_raw -= len;
+        self->refuse_body(*s, 400, "bad_grpc_web_body", "the gRPC-Web text body is not base64");
+        return 0;
+      }
+      s->req_buf.append(decoded.data(), decoded.size());
+    } else {
+      s->req_buf.append(reinterpret_cast<const char*>(data), len);
+    }
     if (s->up_open) s->up->resume(s->up_id);
     s->notify();
     return 0;
@@ -596,6 +649,11 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   ctx.traceparent = is_valid_traceparent(incoming_trace) ? std::string(incoming_trace)
                                                          : make_traceparent(worker_.random());
   s.is_grpc = is_grpc_content_type(content_type);
+  if ((s.web = grpc_web_type(content_type))) {
+    s.is_grpc = true;
+    s.web_in.emplace(s.web->mode);
+    s.web_out.emplace(s.web->mode);
+  }
   ctx.has_body = !s.req_end;
   // grpc-timeout: the call's whole budget, authentication and upstream connect included. On
   // expiry before a response: DEADLINE_EXCEEDED (4); after: the streams are reset (CANCEL).
@@ -666,8 +724,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   }
   s.body_limit = max_body_for(runtime, ctx);
   const UpstreamConfig& up = *ctx.upstream;
-  if (up.protocol != UpstreamProtocol::h2c && s.is_grpc) {
-    reply(s, 502, "upstream_protocol", "gRPC needs an h2c upstream (trailers)");
+  if (up.protocol == UpstreamProtocol::http1 && s.is_grpc) {
+    reply(s, 502, "upstream_protocol", "gRPC needs an HTTP/2 upstream (h2c or h2)");
     co_return;
   }
 
@@ -678,6 +736,13 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
     fields.insert(h.name, h.value);
   }
   if (!ctx.route->forward_token) fields.erase(http::field::authorization);
+  if (s.web) {
+    // gRPC towards the upstream: its content type, trailers announced, and no length (a text
+    // body shrinks when decoded).
+    fields.set(http::field::content_type, s.web->grpc_content_type);
+    fields.set(http::field::te, "trailers");
+    fields.erase(http::field::content_length);
+  }
   const std::string te = std::string(fields[http::field::te]);
   ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
                        ctx.authority, ctx.request_id,   ctx.traceparent};
@@ -707,7 +772,7 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   }
   H2Headers out;
   out.push_back({":method", ctx.method});
-  out.push_back({":scheme", "http"});
+  out.push_back({":scheme", up.protocol == UpstreamProtocol::h2 ? "https" : "http"});
   out.push_back({":authority", ctx.authority});
   out.push_back({":path", target});
   if (te == "trailers") out.push_back({"te", "trailers"});  // gRPC requires it
@@ -718,8 +783,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   }
 
   std::string address;
-  auto session =
-      co_await worker_.h2_pool().acquire(up, *ctx.upstream_metrics, worker_.pool(), address);
+  auto session = co_await worker_.h2_pool().acquire(up, ctx.upstream_tls, *ctx.upstream_metrics,
+                                                    worker_.pool(), address);
   if (s.down_closed) co_return;
   if (!session) {
     reply_connect_failure(s, session.error());
@@ -761,6 +826,11 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
     co_return;
   }
   std::unique_ptr<UpstreamConnection> conn = std::move(*acquired);
+  s.h1_upstream = &conn->stream;
+  struct Forget {  // runs before conn is destroyed
+    Stream& s;
+    ~Forget() { s.h1_upstream = nullptr; }
+  } forget{s};
   ctx.upstream_address = conn->address;
   metrics.requests_total.fetch_add(1, std::memory_order_relaxed);
 
@@ -867,6 +937,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
   }
   worker_.pool().record_success(up, conn->endpoint_index);
   conn->stream.expires_never();
+  s.h1_upstream = nullptr;
   if (rp->keep_alive()) worker_.pool().release(std::move(conn), up);
 }
 
@@ -879,12 +950,26 @@ void Stream::on_data(const uint8_t* data, std::size_t len) {
     if (up) up->consume(up_id, len);
     return;
   }
-  resp_buf.append(reinterpret_cast<const char*>(data), len);
+  if (web_out) {
+    // Never more encoded bytes than 4/3 of these: consuming them one for one (read_response)
+    // gives the upstream its window back no later than before.
+    std::string encoded;
+    web_out->data(view(data, len), encoded);
+    resp_buf.append(encoded.data(), encoded.size());
+  } else {
+    resp_buf.append(reinterpret_cast<const char*>(data), len);
+  }
   up_unconsumed += len;
   session->resume_response(*this);
 }
 
 void Stream::on_trailers(H2Headers t) {
+  if (web_out) {  // gRPC-Web: the trailers become the body's last frame
+    std::string encoded;
+    web_out->trailers(t, encoded);
+    resp_buf.append(encoded.data(), encoded.size());
+    return;
+  }
   trailers = std::move(t);
 }
 
@@ -892,9 +977,9 @@ void Stream::on_close(uint32_t error_code) {
   auto keep = shared_from_this();
   up_open = false;
   // Request bytes the upstream will never take: give the client its window back.
-  if (!req_buf.empty()) {
-    session->consumed_request(*this, req_buf.size());
+  if (!req_buf.empty() || req_raw > 0) {
     req_buf.clear();
+    session->consumed_request(*this, 0);
   }
   if (down_closed) return;
   if (!response_started) {
@@ -910,6 +995,11 @@ void Stream::on_close(uint32_t error_code) {
     ctx.error_code = "upstream_reset";
     session->reset_stream(*this, NGHTTP2_INTERNAL_ERROR);
     return;
+  }
+  if (web_out) {
+    std::string tail;
+    web_out->finish(tail);
+    resp_buf.append(tail.data(), tail.size());
   }
   resp_end = true;
   session->resume_response(*this);
@@ -938,7 +1028,9 @@ asio::awaitable<void> serve_h2_plain(beast::tcp_stream stream, Worker& worker,
   boost::system::error_code ec;
   auto peer = stream.socket().remote_endpoint(ec);
   if (ec) co_return;
-  H2ServerSession session(worker, std::move(listener), peer, make_h2_pump(std::move(stream)));
+  auto pump = make_h2_pump(std::move(stream));
+  pump->set_keepalive(listener->config.limits.ping_interval, listener->config.limits.ping_timeout);
+  H2ServerSession session(worker, std::move(listener), peer, std::move(pump));
   co_await session.run(std::move(already_read));
 }
 
@@ -947,7 +1039,9 @@ asio::awaitable<void> serve_h2_tls(beast::ssl_stream<beast::tcp_stream> stream, 
   boost::system::error_code ec;
   auto peer = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
   if (ec) co_return;
-  H2ServerSession session(worker, std::move(listener), peer, make_h2_pump(std::move(stream)));
+  auto pump = make_h2_pump(std::move(stream));
+  pump->set_keepalive(listener->config.limits.ping_interval, listener->config.limits.ping_timeout);
+  H2ServerSession session(worker, std::move(listener), peer, std::move(pump));
   co_await session.run({});
 }
 

@@ -1,11 +1,43 @@
 #include "h2/h2_upstream_pool.hpp"
 
-namespace portcullis {
+#include <openssl/ssl.h>
 
-boost::asio::awaitable<Expected<std::shared_ptr<H2UpstreamSession>, UpstreamFailure>>
-H2UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics, UpstreamPool& tcp,
-                        std::string& address) {
-  auto& list = sessions_[upstream.name];
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "core/log.hpp"
+#include "http/tls_context.hpp"
+
+namespace portcullis {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+std::string session_key(const UpstreamConfig& upstream) {
+  std::string key = upstream.name;
+  if (const auto& t = upstream.tls) {
+    for (const std::string* part :
+         {&t->ca_file, &t->server_name, &t->cert_file, &t->key_file, &t->min_version}) {
+      key += '\n';
+      key += *part;
+    }
+  }
+  return key;
+}
+
+}  // namespace
+
+asio::awaitable<Expected<std::shared_ptr<H2UpstreamSession>, UpstreamFailure>>
+H2UpstreamPool::acquire(const UpstreamConfig& upstream, asio::ssl::context* tls,
+                        UpstreamMetrics& metrics, UpstreamPool& tcp, std::string& address) {
+  const std::string key = session_key(upstream);
+  auto& list = sessions_[key];
   // Sessions that closed or were told to go away finish their streams by themselves.
   std::erase_if(list, [](const auto& s) { return s->gone(); });
   for (const auto& s : list) {
@@ -26,11 +58,69 @@ H2UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics
       continue;
     }
     address = (*conn)->address;
-    auto session = H2UpstreamSession::start(std::move((*conn)->stream), address);
-    sessions_[upstream.name].push_back(session);
+    std::unique_ptr<H2Pump> pump;
+    if (tls != nullptr) {
+      pump = co_await handshake(upstream, *tls, **conn);
+      if (!pump) {
+        const int index = (*conn)->endpoint_index;
+        tcp.record_failure(upstream, index);
+        if (index >= 0 && index < 64) exclude |= std::uint64_t{1} << index;
+        failure = UpstreamFailure::connect_failed;
+        continue;
+      }
+    } else {
+      pump = make_h2_pump(std::move((*conn)->stream));
+    }
+    auto session = H2UpstreamSession::start(std::move(pump), address, upstream.timeouts, metrics);
+    sessions_[key].push_back(session);
     co_return session;
   }
   co_return unexpected(failure.value_or(UpstreamFailure::connect_failed));
+}
+
+asio::awaitable<std::unique_ptr<H2Pump>> H2UpstreamPool::handshake(const UpstreamConfig& upstream,
+                                                                   asio::ssl::context& tls,
+                                                                   UpstreamConnection& conn) {
+  const auto& endpoint = upstream.endpoints.at(static_cast<std::size_t>(conn.endpoint_index));
+  const std::string& name = upstream.tls && !upstream.tls->server_name.empty()
+                                ? upstream.tls->server_name
+                                : endpoint.address.host;
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(conn.stream), tls);
+  if (!prepare_upstream_tls(stream.native_handle(), name)) {
+    conn.metrics.error(UpstreamErrorKind::tls);
+    app_log()->warn("upstream {} ({}): cannot use {} as the TLS server name", upstream.name,
+                    conn.address, escape_for_log(name));
+    co_return nullptr;
+  }
+  beast::get_lowest_layer(stream).expires_after(upstream.timeouts.connect);
+  auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  beast::get_lowest_layer(stream).expires_never();
+  if (ec) {
+    conn.metrics.error(ec == beast::error::timeout ? UpstreamErrorKind::timeout
+                                                   : UpstreamErrorKind::tls);
+    std::string reason = ec.message();
+    const long verify = SSL_get_verify_result(stream.native_handle());
+    if (verify != X509_V_OK) {
+      reason += " (certificate: ";
+      reason += X509_verify_cert_error_string(verify);
+      reason += ')';
+    }
+    app_log()->warn("upstream {} ({}): TLS handshake failed for {}: {}", upstream.name,
+                    conn.address, escape_for_log(name), reason);
+    co_return nullptr;
+  }
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_len);
+  if (alpn_len != 2 || alpn[0] != 'h' || alpn[1] != '2') {
+    conn.metrics.error(UpstreamErrorKind::protocol);
+    app_log()->warn(
+        "upstream {} ({}): the server did not choose h2 by ALPN (protocol h2 needs "
+        "HTTP/2 over TLS)",
+        upstream.name, conn.address);
+    co_return nullptr;
+  }
+  co_return make_h2_pump(std::move(stream));
 }
 
 void H2UpstreamPool::close_all() {

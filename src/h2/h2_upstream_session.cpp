@@ -5,6 +5,10 @@
 #include <boost/asio/detached.hpp>
 #include <charconv>
 
+#include "core/log.hpp"
+
+#include <spdlog/spdlog.h>
+
 namespace portcullis {
 namespace asio = boost::asio;
 
@@ -20,16 +24,21 @@ nghttp2_nv make_nv(const H2Header& h) {
 
 }  // namespace
 
-std::shared_ptr<H2UpstreamSession> H2UpstreamSession::start(boost::beast::tcp_stream stream,
-                                                            std::string endpoint_key) {
+std::shared_ptr<H2UpstreamSession> H2UpstreamSession::start(std::unique_ptr<H2Pump> pump,
+                                                            std::string endpoint_key,
+                                                            const UpstreamTimeouts& timeouts,
+                                                            UpstreamMetrics& metrics) {
+  pump->set_keepalive(timeouts.ping_interval, timeouts.ping_timeout);
   auto self = std::shared_ptr<H2UpstreamSession>(
-      new H2UpstreamSession(make_h2_pump(std::move(stream)), std::move(endpoint_key)));
+      new H2UpstreamSession(std::move(pump), std::move(endpoint_key), metrics));
   self->run();
   return self;
 }
 
-H2UpstreamSession::H2UpstreamSession(std::unique_ptr<H2Pump> pump, std::string endpoint_key)
-    : pump_(std::move(pump)), endpoint_key_(std::move(endpoint_key)) {
+H2UpstreamSession::H2UpstreamSession(std::unique_ptr<H2Pump> pump, std::string endpoint_key,
+                                     UpstreamMetrics& metrics)
+    : pump_(std::move(pump)), endpoint_key_(std::move(endpoint_key)), metrics_(metrics) {
+  metrics_.connections_active.fetch_add(1, std::memory_order_relaxed);
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
@@ -63,6 +72,12 @@ void H2UpstreamSession::run() {
       [self = shared_from_this()]() -> asio::awaitable<void> {
         co_await self->pump_->run(self->session_);
         self->closed_ = true;
+        self->metrics_.connections_active.fetch_sub(1, std::memory_order_relaxed);
+        if (!self->pump_->error().empty()) {
+          self->metrics_.error(UpstreamErrorKind::reset);
+          app_log()->warn("upstream HTTP/2 connection {} ended: {}",
+                          escape_for_log(self->endpoint_key_), self->pump_->error());
+        }
         auto handlers = std::move(self->handlers_);
         self->handlers_.clear();
         for (auto& [id, h] : handlers) {

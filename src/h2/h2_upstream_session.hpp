@@ -1,5 +1,5 @@
 #pragma once
-// H2UpstreamSession: one multiplexed HTTP/2 client connection (h2c) to an upstream endpoint,
+// H2UpstreamSession: one multiplexed HTTP/2 client connection (h2c or h2) to an upstream endpoint,
 // owned by a worker and used only on its thread. Streams are submitted with a handler that
 // receives the response head, body chunks, trailers and the end; the request body is pulled
 // from the handler (read_body) whenever the peer's flow-control window allows, and resume()
@@ -7,7 +7,8 @@
 // handler calls consume() once it has passed received bytes on, so a slow client slows the
 // upstream instead of growing a buffer.
 //
-//   auto s = H2UpstreamSession::start(std::move(connected_stream), "orders|10.0.0.5:50051");
+//   auto s = H2UpstreamSession::start(make_h2_pump(std::move(stream)), "orders|10.0.0.5:50051",
+//                                     upstream.timeouts, metrics);
 //   int32_t id = s->submit(headers, &handler, /*has_body=*/true);
 //   s->resume(id);  s->reset(id, NGHTTP2_CANCEL);  s->consume(id, n);
 #include <nghttp2/nghttp2.h>
@@ -21,15 +22,12 @@
 #include <string_view>
 #include <vector>
 
+#include "admin/metrics.hpp"
+#include "core/config.hpp"
+#include "h2/h2_header.hpp"
 #include "h2/h2_pump.hpp"
 
 namespace portcullis {
-
-struct H2Header {
-  std::string name;
-  std::string value;
-};
-using H2Headers = std::vector<H2Header>;
 
 // Receives one upstream stream's events, on the worker's thread.
 class H2UpstreamHandler {
@@ -48,8 +46,13 @@ class H2UpstreamHandler {
 
 class H2UpstreamSession : public std::enable_shared_from_this<H2UpstreamSession> {
  public:
-  static std::shared_ptr<H2UpstreamSession> start(boost::beast::tcp_stream stream,
-                                                  std::string endpoint_key);
+  // Takes over a connected stream (TCP for h2c, TLS with h2 negotiated for h2). The session
+  // counts itself in metrics.connections_active while open and PINGs a quiet upstream
+  // (timeouts.ping_interval / ping_timeout).
+  static std::shared_ptr<H2UpstreamSession> start(std::unique_ptr<H2Pump> pump,
+                                                  std::string endpoint_key,
+                                                  const UpstreamTimeouts& timeouts,
+                                                  UpstreamMetrics& metrics);
   ~H2UpstreamSession();
 
   // The stream id, or -1 when the session cannot take a stream (closed, going away, full).
@@ -69,7 +72,8 @@ class H2UpstreamSession : public std::enable_shared_from_this<H2UpstreamSession>
   void close_when_idle();
 
  private:
-  H2UpstreamSession(std::unique_ptr<H2Pump> pump, std::string endpoint_key);
+  H2UpstreamSession(std::unique_ptr<H2Pump> pump, std::string endpoint_key,
+                    UpstreamMetrics& metrics);
   void run();
   H2UpstreamHandler* handler(int32_t id) const;
 
@@ -90,6 +94,7 @@ class H2UpstreamSession : public std::enable_shared_from_this<H2UpstreamSession>
   std::unique_ptr<H2Pump> pump_;
   nghttp2_session* session_ = nullptr;
   std::string endpoint_key_;
+  UpstreamMetrics& metrics_;
   std::map<int32_t, H2UpstreamHandler*> handlers_;
   std::map<int32_t, Pending> pending_;
   bool goaway_ = false;

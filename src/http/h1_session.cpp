@@ -32,6 +32,8 @@
 #include "authz/assertion_signer.hpp"
 #include "core/log.hpp"
 #include "h2/buffered_upstream_stream.hpp"
+#include "h2/grpc_status.hpp"
+#include "h2/grpc_web.hpp"
 #include "h2/h2_server_session.hpp"
 #include "h2/h2_upstream_pool.hpp"
 #include "http/header_rules.hpp"
@@ -114,6 +116,7 @@ struct Exchange {
   bool client_keep_alive = true;
   bool head = false;
   bool raw_target_has_query = false;  // "?" in the request target, even with an empty query
+  std::optional<GrpcWebType> web;     // a gRPC-Web call (answered in gRPC-Web's terms)
   bool finished = false;  // finish() ran: metrics, access log and audit record written once
 };
 
@@ -407,6 +410,8 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
   ctx.path = std::move(normalized->path);
   ctx.query = std::move(normalized->query);
   ex.raw_target_has_query = target.find('?') != std::string_view::npos;
+  ex.web = grpc_web_type(req[http::field::content_type]);
+  if (ex.web && is_grpc_path(ctx.path)) ctx.grpc_method = ctx.path;
   if (auto cl = parser.content_length()) ctx.content_length = *cl;
   ctx.has_body = !parser.is_done();
 
@@ -447,8 +452,13 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
                              ex.client_keep_alive && !ctx.has_body, &local);
   }
   if (!ctx.route->forward_token) req.erase(http::field::authorization);
-  if (ctx.upstream->protocol == UpstreamProtocol::h2c) {
+  if (ctx.upstream->protocol != UpstreamProtocol::http1) {
     co_return co_await forward_h2(parser, ex, expect_continue);
+  }
+  if (ex.web) {
+    co_return co_await reply(ex, 502, "upstream_protocol",
+                             "gRPC-Web needs an HTTP/2 upstream (h2c or h2)",
+                             ex.client_keep_alive && !ctx.has_body);
   }
   co_return co_await forward(parser, ex, expect_continue);
 }
@@ -756,7 +766,7 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
     co_return co_await reply(ex, 500, "assertion_failed", *failed, false);
   }
   H2Headers headers{{":method", ctx.method},
-                    {":scheme", "http"},
+                    {":scheme", up.protocol == UpstreamProtocol::h2 ? "https" : "http"},
                     {":authority", ctx.authority},
                     {":path", std::move(target)}};
   for (const auto& f : req) {
@@ -765,12 +775,21 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
     if (name == "host" || name == "transfer-encoding" || (chunked && name == "content-length")) {
       continue;
     }
+    if (ex.web && (name == "content-length" || name == "content-type" || name == "te")) continue;
     headers.push_back({std::move(name), std::string(f.value())});
+  }
+  std::optional<GrpcWebRequestDecoder> web_in;
+  std::optional<GrpcWebResponseEncoder> web_out;
+  if (ex.web) {  // gRPC towards the upstream (a text body shrinks when decoded: no length)
+    headers.push_back({"content-type", ex.web->grpc_content_type});
+    headers.push_back({"te", "trailers"});
+    web_in.emplace(ex.web->mode);
+    web_out.emplace(ex.web->mode);
   }
 
   std::string address;
-  auto session =
-      co_await worker_.h2_pool().acquire(up, *ctx.upstream_metrics, worker_.pool(), address);
+  auto session = co_await worker_.h2_pool().acquire(up, ctx.upstream_tls, *ctx.upstream_metrics,
+                                                    worker_.pool(), address);
   const bool keep_if_refused = ex.client_keep_alive && !has_body;
   if (!session) {
     if (session.error() == UpstreamFailure::no_healthy_endpoint) {
@@ -819,10 +838,23 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
     const auto read = co_await read_body_chunk(parser, ex, body_limit);
     if (!read) co_return false;
     const std::size_t got = *read;
-    bridge->request.append(chunk_.get(), got);
+    if (web_in) {
+      std::string decoded;
+      if (!web_in->feed(std::string_view(chunk_.get(), got), decoded)) {
+        co_return co_await reply(ex, 400, "bad_grpc_web_body",
+                                 "the gRPC-Web text body is not base64", false);
+      }
+      bridge->request.append(decoded.data(), decoded.size());
+    } else {
+      bridge->request.append(chunk_.get(), got);
+    }
     h2->resume(id);
   }
   client_deadline_ = kNever;
+  if (web_in && !web_in->complete()) {
+    co_return co_await reply(ex, 400, "bad_grpc_web_body",
+                             "the gRPC-Web text body ends inside a base64 group", false);
+  }
   bridge->request_end = true;
   if (has_body) h2->resume(id);
 
@@ -843,9 +875,11 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
   bool has_length = false;
   for (const auto& h : bridge->headers) {
     if (h.name == "x-request-id") continue;
+    if (ex.web && (h.name == "content-length" || h.name == "content-type")) continue;
     if (h.name == "content-length") has_length = true;
     res.insert(h.name, h.value);
   }
+  if (ex.web) res.set(http::field::content_type, ex.web->web_content_type);
   prepare_downstream_response_headers(res);
   res.set("x-request-id", ctx.request_id);
   const bool bodyless = ex.head || bridge->status == 204 || bridge->status == 304;
@@ -853,14 +887,34 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
   res.keep_alive(keep_alive);
   ctx.status = static_cast<unsigned>(bridge->status);
   http::response_serializer<http::buffer_body> sr{res};
+  std::string web_buf;  // gRPC-Web: the encoded chunk being written
+  bool web_tail = !web_out;
   for (;;) {
     if (!bridge->response.empty()) {
       const std::size_t k = std::min(kChunk, bridge->response.size());
-      std::memcpy(chunk_.get(), bridge->response.data(), k);
+      if (web_out) {
+        web_buf.clear();
+        web_out->data(std::string_view(bridge->response.data(), k), web_buf);
+      } else {
+        std::memcpy(chunk_.get(), bridge->response.data(), k);
+      }
       bridge->response.consume(k);
       h2->consume(id, k);
-      res.body().data = chunk_.get();
-      res.body().size = k;
+      if (web_out && web_buf.empty()) continue;  // under one base64 group so far
+      res.body().data = web_out ? web_buf.data() : chunk_.get();
+      res.body().size = web_out ? web_buf.size() : k;
+      res.body().more = true;
+    } else if ((bridge->closed || bridge->response_end) && !web_tail) {
+      // gRPC-Web: the trailers as the body's last frame, then the last base64 group.
+      web_tail = true;
+      web_buf.clear();
+      if (bridge->error_code == 0 && !bridge->trailers.empty()) {
+        web_out->trailers(bridge->trailers, web_buf);
+      }
+      web_out->finish(web_buf);
+      if (web_buf.empty()) continue;
+      res.body().data = web_buf.data();
+      res.body().size = web_buf.size();
       res.body().more = true;
     } else if (bridge->closed || bridge->response_end) {
       res.body().data = nullptr;
@@ -897,14 +951,23 @@ asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
                                                std::string_view error, std::string_view message,
                                                bool keep_alive, const LocalReply* local) {
   keep_alive = keep_alive && !worker_.draining();
-  http::response<http::string_body> res{static_cast<http::status>(status), ex.version};
-  res.set(http::field::content_type, "application/json");
+  // gRPC-Web: a trailers-only answer (status 200, grpc-status in the headers), as gRPC's.
+  http::response<http::string_body> res{
+      ex.web ? http::status::ok : static_cast<http::status>(status), ex.version};
+  res.set(http::field::content_type, ex.web ? std::string_view(ex.web->web_content_type)
+                                            : std::string_view("application/json"));
   res.set(http::field::cache_control, "no-store");
   res.set("x-request-id", ex.ctx.request_id);
   if (local && !local->www_authenticate.empty()) {
     res.set(http::field::www_authenticate, local->www_authenticate);
   }
-  if (!ex.head) {
+  if (ex.web) {
+    res.set("grpc-status", std::to_string(grpc_status_for_reply(status, error)));
+    res.set("grpc-message",
+            grpc_percent_encode(local && !local->reason.empty()
+                                    ? std::string(message) + " (" + std::string(local->reason) + ")"
+                                    : std::string(message)));
+  } else if (!ex.head) {
     res.body() =
         local ? error_body(status, error, message, ex.ctx.request_id, local->reason, local->rule)
               : error_body(status, error, message, ex.ctx.request_id);

@@ -2,6 +2,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/ip/address.hpp>
 
 #include <cstring>
 #include <stdexcept>
@@ -80,6 +83,53 @@ std::shared_ptr<ssl::context> make_server_tls_context(const TlsConfig& tls) {
   }
   SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
   return ctx;
+}
+
+std::shared_ptr<ssl::context> make_upstream_tls_context(const UpstreamTlsConfig& tls) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+    throw std::runtime_error("cannot set TLS ciphers: " + openssl_error());
+  }
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  if (!tls.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(native, tls.ca_file.c_str(), nullptr) != 1) {
+      throw std::runtime_error("cannot load upstream CA '" + tls.ca_file + "': " + openssl_error());
+    }
+  } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+    throw std::runtime_error("cannot load the system's CA store: " + openssl_error());
+  }
+  if (!tls.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(native, tls.cert_file.c_str()) != 1) {
+      throw std::runtime_error("cannot load client certificate '" + tls.cert_file +
+                               "': " + openssl_error());
+    }
+    if (SSL_CTX_use_PrivateKey_file(native, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(native) != 1) {
+      throw std::runtime_error("cannot load client key '" + tls.key_file + "': " + openssl_error());
+    }
+  }
+  static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
+  if (SSL_CTX_set_alpn_protos(native, kAlpn, sizeof kAlpn) != 0) {
+    throw std::runtime_error("cannot set ALPN: " + openssl_error());
+  }
+  return ctx;
+}
+
+bool prepare_upstream_tls(SSL* ssl, const std::string& host) {
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(host, ec);
+  if (ec) {
+    if (SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
+    if (SSL_set1_host(ssl, host.c_str()) != 1) return false;
+  } else {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str()) != 1) return false;
+  }
+  return true;
 }
 
 }  // namespace portcullis

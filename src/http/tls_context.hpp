@@ -5,11 +5,23 @@
 // request when client_ca is set. Throws std::runtime_error (start-up / reload only).
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <string>
 
 #include "core/config.hpp"
 
 namespace portcullis {
 
 std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const TlsConfig& tls);
+
+// The client context for an upstream reached over TLS (protocol h2): TLS 1.2+, peer
+// verification against the configured CA file or the system store, optional client
+// certificate, ALPN offering only h2. Throws std::runtime_error (start-up / reload only).
+// The host name to verify is set per connection (prepare_upstream_tls).
+std::shared_ptr<boost::asio::ssl::context> make_upstream_tls_context(const UpstreamTlsConfig& tls);
+
+// Sets SNI (names only, never IP literals, per RFC 6066) and the identity the certificate must
+// carry (a DNS name, or an IP address in a SAN) on a not yet connected SSL object. Returns
+// false when OpenSSL refuses the name.
+bool prepare_upstream_tls(SSL* ssl, const std::string& host);
 
 }  // namespace portcullis

@@ -25,6 +25,7 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   ctx.route_index = index;
   ctx.route = &route;
   ctx.upstream = runtime.route_upstream[index];
+  ctx.upstream_tls = runtime.route_upstream_tls[index].get();
   ctx.route_metrics = runtime.route_metrics[index];
   ctx.upstream_metrics = runtime.route_upstream_metrics[index];
 

@@ -12,6 +12,10 @@
 
 #include "authz/policy.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace portcullis {
 
 struct RouteConfig;
@@ -46,6 +50,7 @@ struct RequestContext {
   int route_index = -1;
   const RouteConfig* route = nullptr;
   const UpstreamConfig* upstream = nullptr;
+  boost::asio::ssl::context* upstream_tls = nullptr;  // protocol h2: the Runtime's TLS context
   RouteMetrics* route_metrics = nullptr;
   UpstreamMetrics* upstream_metrics = nullptr;
   std::string_view decision = "none";  // "allow" | "deny" | "none" (refused before a decision)

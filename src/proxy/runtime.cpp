@@ -2,6 +2,9 @@
 
 #include "authn/authenticator.hpp"
 #include "authz/assertion_keys.hpp"
+#include "http/tls_context.hpp"
+
+#include <map>
 
 namespace portcullis {
 
@@ -13,9 +16,15 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> conf
   rt->generation = generation;
   rt->router = std::make_unique<Router>(rt->config->routes);
   auto& registry = MetricsRegistry::instance();
+  std::map<std::string, std::shared_ptr<boost::asio::ssl::context>> tls_by_upstream;
+  for (const auto& up : rt->config->upstreams) {
+    if (up.tls) tls_by_upstream[up.name] = make_upstream_tls_context(*up.tls);
+  }
   for (const auto& route : rt->config->routes) {
     const UpstreamConfig* up = rt->config->find_upstream(route.upstream);
     rt->route_upstream.push_back(up);
+    auto tls = up ? tls_by_upstream.find(up->name) : tls_by_upstream.end();
+    rt->route_upstream_tls.push_back(tls == tls_by_upstream.end() ? nullptr : tls->second);
     rt->route_metrics.push_back(&registry.route(route.name));
     rt->route_upstream_metrics.push_back(up ? &registry.upstream(up->name) : nullptr);
   }

@@ -12,6 +12,10 @@
 #include "core/config.hpp"
 #include "proxy/router.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace portcullis {
 class AssertionKeys;
 class AssertionSigner;
@@ -36,11 +40,13 @@ struct Runtime {
   std::unique_ptr<Router> router;
   // Indexed by route index.
   std::vector<const UpstreamConfig*> route_upstream;
+  // TLS client contexts of protocol-h2 upstreams (null for cleartext ones), built at load.
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> route_upstream_tls;
   std::vector<RouteMetrics*> route_metrics;
   std::vector<UpstreamMetrics*> route_upstream_metrics;
   std::vector<RoutePolicyMetrics> route_policy_metrics;
   RouteMetrics* unmatched_metrics = nullptr;
-  std::shared_ptr<const Authenticator> authenticator;  // null when no identity providers
+  std::shared_ptr<const Authenticator> authenticator;       // null when no identity providers
   std::shared_ptr<const AssertionSigner> assertion_signer;  // null: no X-Portcullis-Assertion
 
   // Throws std::runtime_error when an identity provider or the assertion key cannot be set

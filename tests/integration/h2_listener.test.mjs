@@ -12,93 +12,22 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
+import net from 'node:net';
 import path from 'node:path';
 import {
   startGateway, startUpstream, basicConfig, eventually, cleanupList, fetchMetrics, metricSum,
   curl, run, tempDir, rmTemp, httpRequest, rawConnect, withTimeout,
 } from '../support/harness.mjs';
 import { startH2Upstream } from '../support/h2_upstream.mjs';
+import {
+  parseCurlHead, connectH2, h2request, sessionClosed, PREFACE, FRAME, FLAG, frame, parseFrames,
+  describeFrames, patternSha256,
+} from '../support/h2_client.mjs';
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
 // ---------------------------------------------------------------------------------------
-// Helpers
-
-/** Parses `curl -i` output of an HTTP/2 exchange: {status, headers (lower-case), body}. */
-function parseCurlHead(stdout) {
-  const end = stdout.indexOf('\r\n\r\n');
-  assert.ok(end > 0, `no header block in curl output: ${stdout.slice(0, 300)}`);
-  const lines = stdout.slice(0, end).split('\r\n');
-  const m = /^HTTP\/(\S+) (\d{3})/.exec(lines[0]);
-  assert.ok(m, `no status line: ${lines[0]}`);
-  const headers = {};
-  for (const line of lines.slice(1)) {
-    const i = line.indexOf(':');
-    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-  }
-  return { version: m[1], status: Number(m[2]), headers, body: stdout.slice(end + 4) };
-}
-
-/** Opens a prior-knowledge h2c session to the gateway; resolves once connected. */
-async function connectH2(port, options = {}) {
-  const session = http2.connect(`http://127.0.0.1:${port}`, options);
-  session.on('error', () => { /* reported through the requests / close */ });
-  await withTimeout(new Promise((resolve, reject) => {
-    session.once('connect', resolve);
-    session.once('error', reject);
-  }), 5000, 'h2c connect');
-  return session;
-}
-
-/**
- * One request on a session. Resolves {status, headers, body (Buffer), trailers} or
- * {error, rstCode} when the stream fails.
- */
-function h2request(session, headers, body, { timeoutMs = 10_000 } = {}) {
-  return withTimeout(new Promise((resolve) => {
-    let req;
-    try {
-      req = session.request({ ':method': body === undefined ? 'GET' : 'POST', ...headers });
-    } catch (e) {
-      resolve({ error: `${e.code ?? ''} ${e.message}` });
-      return;
-    }
-    let respHeaders = null;
-    let trailers = null;
-    const chunks = [];
-    req.on('response', (h) => { respHeaders = h; });
-    req.on('trailers', (t) => { trailers = t; });
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => resolve({
-      status: Number(respHeaders?.[':status']), headers: respHeaders, body: Buffer.concat(chunks), trailers,
-    }));
-    req.on('error', (e) => resolve({ error: `${e.code ?? ''} ${e.message}`, rstCode: req.rstCode }));
-    if (body === undefined) req.end(); else req.end(body);
-  }), timeoutMs, `h2 request ${headers[':path']}`);
-}
-
-/** Resolves true once the session is closed/destroyed (false after ms). */
-function sessionClosed(session, ms) {
-  if (session.closed || session.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), ms);
-    session.once('close', () => { clearTimeout(t); resolve(true); });
-  });
-}
-
-// Raw HTTP/2 frames, for what well-behaved clients refuse to send.
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
-const FLAG = { END_STREAM: 0x1, END_HEADERS: 0x4 };
-
-function frame(type, flags, streamId, payload = Buffer.alloc(0)) {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId & 0x7fffffff, 5);
-  return Buffer.concat([h, payload]);
-}
+// Helpers (raw HPACK, for what well-behaved clients refuse to send)
 
 function hpackInt(value, prefixBits, first = 0) {
   const max = (1 << prefixBits) - 1;
@@ -122,26 +51,6 @@ function requestHead(pathname, authority = '127.0.0.1') {
   return Buffer.concat([Buffer.from([0x82, 0x86]), literal(':path', pathname), literal(':authority', authority)]);
 }
 
-function parseFrames(buf) {
-  const frames = [];
-  let off = 0;
-  while (buf.length - off >= 9) {
-    const len = buf.readUIntBE(off, 3);
-    if (buf.length - off < 9 + len) break;
-    const f = { type: buf[off + 3], flags: buf[off + 4], streamId: buf.readUInt32BE(off + 5) & 0x7fffffff, payload: buf.subarray(off + 9, off + 9 + len) };
-    if (f.type === FRAME.GOAWAY) f.errorCode = f.payload.readUInt32BE(4);
-    if (f.type === FRAME.RST_STREAM) f.errorCode = f.payload.readUInt32BE(0);
-    frames.push(f);
-    off += 9 + len;
-  }
-  return frames;
-}
-
-function describeFrames(frames) {
-  const names = Object.fromEntries(Object.entries(FRAME).map(([k, v]) => [v, k]));
-  return frames.map((f) => `${names[f.type] ?? f.type}(s${f.streamId},f${f.flags}${f.errorCode !== undefined ? `,err=${f.errorCode}` : ''})`).join(' ');
-}
-
 /** Sends raw bytes after the preface + an empty SETTINGS; waits for close (or ms). */
 async function rawH2(port, bytes, ms = 3000) {
   const c = await rawConnect(port);
@@ -153,15 +62,6 @@ async function rawH2(port, bytes, ms = 3000) {
   } finally {
     c.destroy();
   }
-}
-
-/** sha256 of `n` bytes of the upstream's a..z pattern. */
-function patternSha256(n) {
-  const pattern = Buffer.alloc(64 * 1024);
-  for (let i = 0; i < pattern.length; i++) pattern[i] = 97 + (i % 26);
-  const h = crypto.createHash('sha256');
-  for (let left = n; left > 0; left -= pattern.length) h.update(left >= pattern.length ? pattern : pattern.subarray(0, left));
-  return h.digest('hex');
 }
 
 async function h2Config(h2up, h1up, extra = {}) {
@@ -673,5 +573,63 @@ describe('HTTP/2 and drain (SIGTERM)', { timeout: 120_000 }, () => {
     } finally {
       if (!s.destroyed) s.destroy();
     }
+  });
+});
+
+describe('HTTP/2 client abandoning a stream relayed to an HTTP/1.1 upstream', { timeout: 60_000 }, () => {
+  const cleanup = cleanupList();
+  after(() => cleanup.run());
+
+  test('RST_STREAM and a closed connection both close the upstream request at once, not at its timeout', async () => {
+    // An HTTP/1.1 upstream that reads the request and never answers; it records when the
+    // gateway closes each connection. The request timeout (60 s) is far beyond the test's.
+    const sockets = [];
+    const held = net.createServer((sock) => {
+      const entry = { sock, data: '', closed: false };
+      sockets.push(entry);
+      sock.setEncoding('latin1');
+      sock.on('data', (d) => { entry.data += d; });
+      sock.on('error', () => {});
+      sock.on('close', () => { entry.closed = true; });
+    });
+    await new Promise((resolve) => held.listen(0, '127.0.0.1', resolve));
+    cleanup.add(() => new Promise((resolve) => {
+      for (const e of sockets) e.sock.destroy();
+      held.close(() => resolve());
+    }));
+    const { config, ports } = await basicConfig({
+      upstreams: [{ name: 'held', endpoints: [`127.0.0.1:${held.address().port}`],
+        timeouts: { request: '60s', idle: '60s' } }],
+      routes: [{ name: 'held', match: { path_prefix: '/' }, upstream: 'held', auth: 'public' }],
+    });
+    const gw = await startGateway({ config });
+    cleanup.add(() => gw.stop('SIGKILL'));
+
+    // 1. The client resets the stream.
+    const s = await connectH2(ports.plain);
+    cleanup.add(() => s.destroy());
+    const req = s.request({ ':method': 'GET', ':path': '/cancel-me' });
+    req.on('error', () => {});
+    await eventually(() => sockets.some((e) => e.data.includes('GET /cancel-me')),
+      { message: 'the request reached the upstream' });
+    req.close(NGHTTP2_CANCEL);
+    const first = sockets.find((e) => e.data.includes('GET /cancel-me'));
+    await eventually(() => first.closed, { timeoutMs: 5000, message: 'upstream connection closed after RST_STREAM' });
+
+    // 2. The client's connection goes away.
+    const s2 = await connectH2(ports.plain);
+    const req2 = s2.request({ ':method': 'GET', ':path': '/drop-me' });
+    req2.on('error', () => {});
+    await eventually(() => sockets.some((e) => e.data.includes('GET /drop-me')),
+      { message: 'the second request reached the upstream' });
+    s2.destroy();
+    const second = sockets.find((e) => e.data.includes('GET /drop-me'));
+    await eventually(() => second.closed, { timeoutMs: 5000, message: 'upstream connection closed after the client left' });
+
+    const log = await eventually(() => {
+      const lines = gw.accessLog().filter((e) => e.path === '/cancel-me' || e.path === '/drop-me');
+      return lines.length === 2 ? lines : null;
+    }, { message: 'both abandoned requests in the access log' });
+    for (const e of log) assert.deepEqual([e.status, e.error], [499, 'client_aborted'], JSON.stringify(e));
   });
 });

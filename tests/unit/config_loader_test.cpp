@@ -274,6 +274,41 @@ TEST_F(ConfigLoaderTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(u.retries, 1u);
 }
 
+TEST_F(ConfigLoaderTest, UpstreamOverTls) {
+  const ConfigLoadResult r = load(
+      "listeners: [{name: edge, address: '127.0.0.1:8080', limits: {ping_interval: 0s}}]\n"
+      "upstreams:\n"
+      "  - name: secure\n"
+      "    protocol: h2\n"
+      "    endpoints: ['pay.internal:8443']\n"
+      "    timeouts: {ping_interval: 5s, ping_timeout: 2s}\n"
+      "    tls: {ca: certs/ca.crt, server_name: pay.example, cert: certs/server.crt,\n"
+      "          key: certs/server.key, min_version: '1.3'}\n"
+      "  - {name: plain, protocol: h2, endpoints: ['10.0.0.1:443']}\n"
+      "routes: [{name: all, match: {}, upstream: secure, auth: public}]\n");
+  ASSERT_TRUE(r.ok()) << describe(r.errors);
+  EXPECT_EQ(r.config->listeners.at(0).limits.ping_interval, milliseconds(0));
+  EXPECT_EQ(r.config->listeners.at(0).limits.ping_timeout, seconds(20));
+  const UpstreamConfig& u = r.config->upstreams.at(0);
+  EXPECT_EQ(u.protocol, UpstreamProtocol::h2);
+  ASSERT_TRUE(u.tls.has_value());
+  EXPECT_EQ(u.tls->ca_file, (dir_ / "certs/ca.crt").string());
+  EXPECT_EQ(u.tls->server_name, "pay.example");
+  EXPECT_EQ(u.tls->cert_file, (dir_ / "certs/server.crt").string());
+  EXPECT_EQ(u.tls->key_file, (dir_ / "certs/server.key").string());
+  EXPECT_EQ(u.tls->min_version, "1.3");
+  EXPECT_EQ(u.timeouts.ping_interval, seconds(5));
+  EXPECT_EQ(u.timeouts.ping_timeout, seconds(2));
+  // protocol h2 without a tls block: verified against the system store and the endpoint host.
+  const UpstreamConfig& p = r.config->upstreams.at(1);
+  ASSERT_TRUE(p.tls.has_value());
+  EXPECT_EQ(p.tls->ca_file, "");
+  EXPECT_EQ(p.tls->server_name, "");
+  EXPECT_EQ(p.tls->cert_file, "");
+  EXPECT_EQ(p.timeouts.ping_interval, seconds(30));
+  EXPECT_EQ(p.timeouts.ping_timeout, seconds(10));
+}
+
 TEST_F(ConfigLoaderTest, TlsDefaultsAndWorkersAuto) {
   const ConfigLoadResult r = load(
       "server: {workers: auto, drain_timeout: 0, instance_name: x}\n"
@@ -593,12 +628,41 @@ const ErrorCase kErrorCases[] = {
                                      "    upstream: app\n"
                                      "    auth: public\n",
      5, 27, "gRPC service 'payments/v1' must be letters, digits, '.', '_'"},
-    {"h2 protocol",
+    {"tls on an h2c upstream",
+     VALID_LISTENERS "upstreams:\n"
+                     "  - name: app\n"
+                     "    protocol: h2c\n"
+                     "    endpoints: ['127.0.0.1:9000']\n"
+                     "    tls: {ca: certs/ca.crt}\n" VALID_ROUTES,
+     6, 10, "TLS to upstreams needs protocol h2"},
+    {"upstream client certificate without key",
      VALID_LISTENERS "upstreams:\n"
                      "  - name: app\n"
                      "    protocol: h2\n"
-                     "    endpoints: ['127.0.0.1:9000']\n" VALID_ROUTES,
-     4, 15, "protocol \"h2\" (HTTP/2 over TLS to the upstream) is not supported yet"},
+                     "    endpoints: ['127.0.0.1:9000']\n"
+                     "    tls: {cert: certs/server.crt}\n" VALID_ROUTES,
+     6, 17, "a client certificate needs both cert and key"},
+    {"upstream CA that is not a certificate",
+     VALID_LISTENERS "upstreams:\n"
+                     "  - name: app\n"
+                     "    protocol: h2\n"
+                     "    endpoints: ['127.0.0.1:9000']\n"
+                     "    tls: {ca: certs/garbage.pem}\n" VALID_ROUTES,
+     6, 15, "does not contain a PEM certificate"},
+    {"upstream server name with a space",
+     VALID_LISTENERS "upstreams:\n"
+                     "  - name: app\n"
+                     "    protocol: h2\n"
+                     "    endpoints: ['127.0.0.1:9000']\n"
+                     "    tls: {server_name: 'a b'}\n" VALID_ROUTES,
+     6, 24, "'a b' is not a host name or IP address"},
+    {"upstream ping timeout of zero",
+     VALID_LISTENERS "upstreams:\n"
+                     "  - name: app\n"
+                     "    protocol: h2c\n"
+                     "    endpoints: ['127.0.0.1:9000']\n"
+                     "    timeouts: {ping_timeout: 0s}\n" VALID_ROUTES,
+     6, 30, "must be greater than 0"},
     {"unknown protocol",
      VALID_LISTENERS "upstreams:\n"
                      "  - name: app\n"
@@ -683,7 +747,7 @@ TEST_F(ConfigLoaderTest, ReportsEveryErrorAtOnceInFileOrder) {
       "    address: 'localhost:8080'\n"
       "    typo: 1\n"
       "upstreams:\n"
-      "  - {name: app, protocol: h2, endpoints: ['127.0.0.1:9000']}\n"
+      "  - {name: app, protocol: h3, endpoints: ['127.0.0.1:9000']}\n"
       "routes:\n"
       "  - {name: r, match: {path_prefix: '/a/./b'}, upstream: nope, auth: sso}\n");
   ASSERT_FALSE(r.ok());

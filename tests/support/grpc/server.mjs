@@ -18,6 +18,8 @@
 //   Admin.Reset        same as Echo.Unary (a second service, for allow/deny tests).
 //
 //   const srv = await startGrpcServer();       // 127.0.0.1, a free port ({ port } to choose)
+//   await startGrpcServer({ credentials: grpc.ServerCredentials.createSsl(ca, [{ cert_chain, private_key }]) })
+//                                              // over TLS (h2 by ALPN); default: insecure (h2c)
 //   srv.address                                // '127.0.0.1:PORT' (srv.port: the number)
 //   srv.stats.calls['Echo/Unary']              // calls started, by 'Service/Method'
 //   srv.stats.cancellations['Echo/ServerStream'] // calls that ended by cancellation
@@ -84,10 +86,11 @@ function failure(code) {
 }
 
 /**
- * Starts the server. Resolves to { port, address, stats, resetStats(), close(), forceClose(),
- * crash(), server } (server: the grpc-js Server).
+ * Starts the server. credentials: a grpc-js ServerCredentials (default
+ * ServerCredentials.createInsecure(), i.e. h2c). Resolves to { port, address, stats,
+ * resetStats(), close(), forceClose(), crash(), server } (server: the grpc-js Server).
  */
-export async function startGrpcServer({ port = 0, host = '127.0.0.1' } = {}) {
+export async function startGrpcServer({ port = 0, host = '127.0.0.1', credentials } = {}) {
   const { Echo, Admin } = loadEchoPackage();
   const stats = newStats();
 
@@ -214,7 +217,7 @@ export async function startGrpcServer({ port = 0, host = '127.0.0.1' } = {}) {
   server.addService(Admin.service, { Reset: unaryLike('Admin/Reset') });
 
   const bound = await new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => {
+    server.bindAsync(`${host}:${port}`, credentials ?? ServerCredentials.createInsecure(), (err, p) => {
       if (err) reject(err);
       else resolve(p);
     });
