@@ -21,6 +21,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # HTTP/2 tests and benches: nghttp and h2load (nghttp2-client), nghttpd as an h2c upstream
   # (nghttp2-server).
   packages+=(nghttp2-client nghttp2-server)
+  # Browser tests (tests/support/browser.mjs, npm playwright-core, which brings no browser):
+  # Debian's Chromium at /usr/bin/chromium, and a font so pages render text (Liberation Sans;
+  # it is only a Recommends of chromium, which --no-install-recommends skips).
+  packages+=(chromium fonts-liberation)
 fi
 missing=()
 for p in "${packages[@]}"; do

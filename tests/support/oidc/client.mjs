@@ -20,9 +20,15 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLIENTS, SCOPES, DEFAULTS, algClientId } from './provider.mjs';
+import {
+  CLIENTS, SCOPES, DEFAULTS, algClientId,
+  SSO_CLIENTS, SSO_SCOPE, SSO_SCOPES, CLI_CLIENT_ID, CLI_REDIRECT_URIS, ACCOUNTS, SELECTORS,
+} from './provider.mjs';
 
-export { CLIENTS, SCOPES, DEFAULTS, algClientId };
+export {
+  CLIENTS, SCOPES, DEFAULTS, algClientId,
+  SSO_CLIENTS, SSO_SCOPE, SSO_SCOPES, CLI_CLIENT_ID, CLI_REDIRECT_URIS, ACCOUNTS, SELECTORS,
+};
 
 export const PROVIDER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'provider.mjs');
 
@@ -40,6 +46,7 @@ let current; // the provider started last and not stopped
 
 function secretFor(clientId) {
   if (CLIENTS[clientId]) return CLIENTS[clientId].secret;
+  if (SSO_CLIENTS[clientId]) return SSO_CLIENTS[clientId].secret;
   if (clientId.startsWith('gateway-tests-')) return CLIENTS['gateway-tests'].secret;
   return undefined;
 }
@@ -48,7 +55,11 @@ function secretFor(clientId) {
  * Spawns tests/support/oidc/provider.mjs and resolves when it printed its ready line.
  * opts: {port=0, controlPort=0, algs=['RS256'], audiences=['api://mesh','api://other'],
  *        ttl=300, jwksMaxAge, cert, key (file paths: HTTPS, issuer https://localhost:PORT),
- *        issuer, ca (PEM the helpers trust; default: the cert file), timeoutMs=20000, env}
+ *        issuer, ca (PEM the helpers trust; default: the cert file), timeoutMs=20000, env,
+ *        browser SSO: redirectUris, postLogoutRedirectUris (arrays or comma lists, for the
+ *        portcullis-sso* clients), backchannelLogoutUri, consent ('auto'|'page'),
+ *        logoutConfirm ('page'|'auto'), extraCa (PEM file the provider trusts for its own
+ *        outgoing HTTPS, i.e. back-channel logout to a gateway: NODE_EXTRA_CA_CERTS)}
  * Resolves with the handle described in the README (issuer, jwksUri, tokenEndpoint, ...,
  * pid, stop(), rotateKey({keepOld}), state(), setJwksFault(mode), getToken(), introspect()).
  */
@@ -63,12 +74,17 @@ export async function startProvider(opts = {}) {
   if (opts.cert) args.push('--cert', opts.cert);
   if (opts.key) args.push('--key', opts.key);
   if (opts.issuer) args.push('--issuer', opts.issuer);
+  if (opts.redirectUris) args.push('--redirect-uri', list(opts.redirectUris));
+  if (opts.postLogoutRedirectUris) args.push('--post-logout-redirect-uri', list(opts.postLogoutRedirectUris));
+  if (opts.backchannelLogoutUri) args.push('--backchannel-logout-uri', opts.backchannelLogoutUri);
+  if (opts.consent) args.push('--consent', opts.consent);
+  if (opts.logoutConfirm) args.push('--logout-confirm', opts.logoutConfirm);
   const ca = opts.ca ?? (opts.cert ? fs.readFileSync(opts.cert) : undefined);
   const timeoutMs = opts.timeoutMs ?? 20000;
 
   const child = spawn(process.execPath, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...(opts.extraCa ? { NODE_EXTRA_CA_CERTS: opts.extraCa } : {}), ...opts.env },
   });
   let stderr = '';
   child.stderr.setEncoding('utf8');
@@ -127,6 +143,11 @@ export async function startProvider(opts = {}) {
     tokenEndpoint: readyLine.token_endpoint,
     introspectionEndpoint: readyLine.introspection_endpoint,
     revocationEndpoint: readyLine.revocation_endpoint,
+    authorizationEndpoint: readyLine.authorization_endpoint,
+    endSessionEndpoint: readyLine.end_session_endpoint,
+    deviceAuthorizationEndpoint: readyLine.device_authorization_endpoint,
+    deviceVerificationUri: readyLine.device_verification_uri,
+    userinfoEndpoint: readyLine.userinfo_endpoint,
     control: readyLine.control,
     controlPort: readyLine.control_port,
     pid: child.pid,
@@ -150,6 +171,33 @@ export async function startProvider(opts = {}) {
     },
     /** 'none' | 'status500' | 'garbage': how jwks_uri answers from now on. */
     setJwksFault: (mode) => control('POST', '/jwks-fault', { mode }),
+    /** Metadata of the browser clients (portcullis-sso, portcullis-sso-post, portcullis-cli, ...). */
+    clients: async () => (await control('GET', '/clients')).clients,
+    /** Change (merge) or register a browser client: {client_id, redirect_uris, ...}; resolves its metadata. */
+    updateClient: (metadata) => control('POST', '/clients', metadata),
+    /** Sets redirect (and optionally post-logout / back-channel) URIs of the SSO clients. */
+    setRedirectUris: async (redirectUris, {
+      postLogoutRedirectUris, backchannelLogoutUri, clientIds = Object.keys(SSO_CLIENTS),
+    } = {}) => {
+      const out = [];
+      for (const id of clientIds) {
+        out.push(await control('POST', '/clients', {
+          client_id: id,
+          redirect_uris: [redirectUris].flat(),
+          ...(postLogoutRedirectUris ? { post_logout_redirect_uris: [postLogoutRedirectUris].flat() } : {}),
+          ...(backchannelLogoutUri !== undefined ? { backchannel_logout_uri: backchannelLogoutUri } : {}),
+        }));
+      }
+      return out;
+    },
+    /** Test accounts (no passwords). */
+    accounts: async () => (await control('GET', '/accounts')).accounts,
+    /** Adds or replaces an account {sub, password, email, name, groups}. */
+    setAccount: (account) => control('POST', '/accounts', account),
+    /** {client_id, sub, sid}: a provider-signed logout token; with deliver: true, POSTs it to the client's back-channel URI. */
+    mintLogoutToken: (o) => control('POST', '/logout-token', o),
+    /** Back-channel logout deliveries so far ({ok, client_id, uri, sub, sid, error, at}). */
+    backchannelLogouts: async () => (await control('GET', '/state')).backchannel_logouts,
     discovery: () => fetchJson(readyLine.discovery, { ca }),
     jwks: () => fetchJson(readyLine.jwks_uri, { ca }),
     getToken: (o = {}) => getToken({ ...o, provider: handle }),
@@ -343,4 +391,180 @@ export function verifyJwt(token, jwks) {
   }, signature);
   if (!ok) throw new Error(`bad signature (kid ${header.kid})`);
   return { header, payload, jwk };
+}
+
+// ---------------------------------------------------------------------------------------
+// Browser SSO: authorization code + PKCE, refresh, logout and device-flow helpers (what a
+// relying party does; the browser part is in ../browser.mjs). TEST-ONLY secrets.
+
+/** A random base64url string (state, nonce, PKCE verifier). */
+export function randomToken(bytes = 32) {
+  return crypto.randomBytes(bytes).toString('base64url');
+}
+
+/** RFC 7636 pair: {verifier, challenge = BASE64URL(SHA-256(verifier)), method: 'S256'}. */
+export function pkcePair(verifier = randomToken(32)) {
+  return { verifier, challenge: crypto.createHash('sha256').update(verifier).digest('base64url'), method: 'S256' };
+}
+
+function authMethodFor(clientId) {
+  if (SSO_CLIENTS[clientId]) return SSO_CLIENTS[clientId].tokenEndpointAuthMethod;
+  if (clientId === CLI_CLIENT_ID) return 'none';
+  return 'client_secret_basic';
+}
+
+/**
+ * The authorization request URL (response_type=code, PKCE S256).
+ * o: {provider | authorizationEndpoint, clientId='portcullis-sso', redirectUri, scope=SSO_SCOPE,
+ *     state, nonce, codeChallenge, codeChallengeMethod='S256', prompt, loginHint, maxAge, resource, extra}
+ */
+export function authorizationUrl(o = {}) {
+  const p = o.authorizationEndpoint ? {} : resolveProvider(o);
+  const u = new URL(o.authorizationEndpoint ?? p.authorizationEndpoint);
+  const params = {
+    response_type: 'code',
+    client_id: o.clientId ?? 'portcullis-sso',
+    redirect_uri: o.redirectUri,
+    scope: o.scope ?? SSO_SCOPE,
+    state: o.state,
+    nonce: o.nonce,
+    code_challenge: o.codeChallenge,
+    code_challenge_method: o.codeChallenge ? (o.codeChallengeMethod ?? 'S256') : undefined,
+    prompt: o.prompt,
+    login_hint: o.loginHint,
+    max_age: o.maxAge,
+    resource: o.resource,
+    ...o.extra,
+  };
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
+  return u.href;
+}
+
+/**
+ * POSTs a form to the token endpoint with the client's authentication: client_secret_basic
+ * (Authorization: Basic), client_secret_post (client_id + client_secret in the body) or none
+ * (client_id only). Resolves {status, body} whatever the outcome.
+ */
+export async function tokenEndpointRequest(form, {
+  provider, tokenEndpoint, clientId = 'portcullis-sso', secret, authMethod, ca, timeoutMs, url,
+} = {}) {
+  const p = resolveProvider({ provider, tokenEndpoint: url ?? tokenEndpoint });
+  const method = authMethod ?? authMethodFor(clientId);
+  const sec = secret ?? secretFor(clientId) ?? '';
+  const fields = { ...form };
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  if (method === 'client_secret_basic') headers.authorization = basic(clientId, sec);
+  else if (method === 'client_secret_post') Object.assign(fields, { client_id: clientId, client_secret: sec });
+  else if (method === 'none') fields.client_id = clientId;
+  else throw new Error(`unsupported client authentication ${method}`);
+  const body = new URLSearchParams(Object.entries(fields).filter(([, v]) => v !== undefined)).toString();
+  const r = await httpRequest(url ?? tokenEndpoint ?? p.tokenEndpoint, {
+    method: 'POST', headers, body, ca: ca ?? p.ca, timeoutMs,
+  });
+  let json;
+  try { json = JSON.parse(r.text); } catch { json = undefined; }
+  return { status: r.status, body: json ?? r.text };
+}
+
+/** authorization_code grant: {code, redirectUri, codeVerifier, clientId, secret, authMethod, provider}. */
+export function exchangeCode({ code, redirectUri, codeVerifier, ...o }) {
+  return tokenEndpointRequest({
+    grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier,
+  }, o);
+}
+
+/** refresh_token grant: {refreshToken, scope, clientId, secret, authMethod, provider}. */
+export function refreshTokens({ refreshToken, scope, ...o }) {
+  return tokenEndpointRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, scope }, o);
+}
+
+/**
+ * RFC 8628 device authorization request (default client portcullis-cli, public). Resolves
+ * {status, body: {device_code, user_code, verification_uri, verification_uri_complete, expires_in, interval}}.
+ */
+export async function deviceAuthorization({ provider, clientId = CLI_CLIENT_ID, scope = SSO_SCOPE, resource, ...o } = {}) {
+  const p = resolveProvider({ provider, tokenEndpoint: o.deviceAuthorizationEndpoint });
+  return tokenEndpointRequest({ scope, resource }, {
+    ...o, provider: p, clientId, url: o.deviceAuthorizationEndpoint ?? p.deviceAuthorizationEndpoint,
+  });
+}
+
+/**
+ * Polls the token endpoint with the device code until tokens come (resolves the token
+ * response body) or an error other than authorization_pending / slow_down (throws, with
+ * .response). intervalMs defaults to the device response's interval (seconds) or 5 s.
+ */
+export async function pollDeviceToken({
+  deviceCode, intervalMs = 5000, timeoutMs = 60_000, clientId = CLI_CLIENT_ID, ...o
+}) {
+  const deadline = Date.now() + timeoutMs;
+  let wait = intervalMs;
+  for (;;) {
+    const r = await tokenEndpointRequest({
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode,
+    }, { ...o, clientId });
+    if (r.status === 200) return r.body;
+    const err = r.body?.error;
+    if (err === 'slow_down') wait += 5000;
+    else if (err !== 'authorization_pending') {
+      throw Object.assign(new Error(`device token poll: ${r.status} ${JSON.stringify(r.body)}`), { response: r });
+    }
+    if (Date.now() + wait > deadline) throw new Error(`device token poll: no tokens after ${timeoutMs} ms (last: ${err})`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+function checkTimes(payload, now, tol, what) {
+  if (typeof payload.exp !== 'number' || payload.exp + tol <= now) throw new Error(`${what} expired (exp ${payload.exp}, now ${now})`);
+  if (typeof payload.iat !== 'number' || payload.iat - tol > now) throw new Error(`${what} iat ${payload.iat} is in the future`);
+}
+
+function checkAud(payload, audience, what) {
+  const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+  if (!aud.includes(audience)) throw new Error(`${what} aud ${JSON.stringify(payload.aud)} is not ${audience}`);
+  if (aud.length > 1 && payload.azp !== audience) throw new Error(`${what} azp ${payload.azp} is not ${audience}`);
+}
+
+/**
+ * Verifies an ID token as a relying party must (OIDC Core 3.1.3.7): signature with the JWKS
+ * (node:crypto, by kid), iss, aud (and azp), exp, iat, and nonce when given. Throws with the
+ * reason; resolves {header, payload}. o: {jwks, issuer, audience, nonce, now, clockToleranceSeconds=5}
+ */
+export function verifyIdToken(idToken, { jwks, issuer, audience, nonce, now = Math.floor(Date.now() / 1000), clockToleranceSeconds = 5 }) {
+  const { header, payload } = verifyJwt(idToken, jwks);
+  if (payload.iss !== issuer) throw new Error(`ID token iss ${payload.iss} is not ${issuer}`);
+  checkAud(payload, audience, 'ID token');
+  checkTimes(payload, now, clockToleranceSeconds, 'ID token');
+  if (nonce !== undefined && payload.nonce !== nonce) throw new Error(`ID token nonce ${payload.nonce} is not the one sent`);
+  if (typeof payload.sub !== 'string' || !payload.sub) throw new Error('ID token has no sub');
+  return { header, payload };
+}
+
+/**
+ * Verifies an OIDC back-channel logout token (typ logout+jwt, events claim, sub and/or sid,
+ * no nonce) like verifyIdToken. Resolves {header, payload}.
+ */
+export function verifyLogoutToken(token, { jwks, issuer, audience, now = Math.floor(Date.now() / 1000), clockToleranceSeconds = 5 }) {
+  const { header, payload } = verifyJwt(token, jwks);
+  if (header.typ !== 'logout+jwt') throw new Error(`logout token typ ${header.typ}`);
+  if (payload.iss !== issuer) throw new Error(`logout token iss ${payload.iss} is not ${issuer}`);
+  checkAud(payload, audience, 'logout token');
+  checkTimes(payload, now, clockToleranceSeconds, 'logout token');
+  if (!payload.events || typeof payload.events['http://schemas.openid.net/event/backchannel-logout'] !== 'object') {
+    throw new Error('logout token has no back-channel logout event');
+  }
+  if (!payload.sub && !payload.sid) throw new Error('logout token has neither sub nor sid');
+  if ('nonce' in payload) throw new Error('logout token must not have a nonce');
+  return { header, payload };
+}
+
+/** RP-initiated logout URL: {provider | endSessionEndpoint, idTokenHint, postLogoutRedirectUri, state, clientId}. */
+export function endSessionUrl(o = {}) {
+  const p = o.endSessionEndpoint ? {} : resolveProvider(o);
+  const u = new URL(o.endSessionEndpoint ?? p.endSessionEndpoint);
+  const params = {
+    id_token_hint: o.idTokenHint, post_logout_redirect_uri: o.postLogoutRedirectUri, state: o.state, client_id: o.clientId,
+  };
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
+  return u.href;
 }

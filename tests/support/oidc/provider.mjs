@@ -22,6 +22,23 @@
 //   --issuer URL       override the issuer (must match how clients reach the port)
 //   --exit-with-stdin  exit when standard input closes (the spawning process died)
 //
+// Browser SSO (authorization code + PKCE, RP-initiated and back-channel logout, device flow):
+//        [--redirect-uri LIST] [--post-logout-redirect-uri LIST] [--backchannel-logout-uri URL]
+//        [--consent auto|page] [--logout-confirm page|auto]
+//   --redirect-uri LIST            redirect_uris of the SSO clients (portcullis-sso and
+//                                  portcullis-sso-post); comma-separated and/or repeated.
+//                                  Can be changed while running: POST /clients on the control port
+//   --post-logout-redirect-uri L   their post_logout_redirect_uris (same rules)
+//   --backchannel-logout-uri URL   their backchannel_logout_uri (OIDC back-channel logout)
+//   --consent auto|page            auto (default): consent is granted without a page unless
+//                                  the request has prompt=consent; page: always a consent page
+//                                  (#approve / #deny buttons)
+//   --logout-confirm page|auto     page (default): end_session shows "sign out?" with
+//                                  #logout-yes / #logout-no; auto: it submits itself
+//   Test users (ACCOUNTS): alice / alice-password (groups engineering), mallory /
+//   mallory-password (groups contractors). The login page is the fixture's own (no
+//   external assets): #username, #password, #sign-in, #cancel; errors in #error.
+//
 // When ready it prints ONE JSON line on stdout (everything else goes to stderr):
 //   {"event":"ready","issuer":..,"port":..,"discovery":..,"jwks_uri":..,"token_endpoint":..,
 //    "introspection_endpoint":..,"revocation_endpoint":..,"control":"http://127.0.0.1:CPORT",
@@ -49,10 +66,23 @@
 //                        normally, with HTTP 500, or with 200 and a body that is not a JWKS
 //   POST /shutdown       answer {"ok":true}, then close everything and exit 0
 //   SIGUSR2              same as POST /rotate with keepOld true
+//   GET  /clients        metadata of the browser clients (SSO, CLI and any registered here)
+//   POST /clients        body {client_id, ...metadata}: change a browser client (e.g.
+//                        {"client_id":"portcullis-sso","redirect_uris":[..]}) or register a
+//                        new one (defaults: confidential web client like portcullis-sso);
+//                        swaps in a new provider instance like /rotate; 400 if invalid
+//   GET  /accounts       the test accounts (without passwords)
+//   POST /accounts       body {sub, password, email, name, groups}: add or replace one
+//   POST /logout-token   body {client_id, sub, sid, deliver}: a logout token signed by the
+//                        provider for that client ({logout_token}); deliver: true also POSTs
+//                        it to the client's backchannel_logout_uri ({delivered, error})
 //
 // As a module: `startOidcProvider(options)` runs the same thing in the calling process and
 // resolves with {issuer, port, urls.., control, rotateKey({keepOld, algs}), state(),
-// setJwksFault(mode), close()}. `CLIENTS`, `SCOPES` and `DEFAULTS` describe the fixture.
+// setJwksFault(mode), clients(), updateClient(metadata), accounts(), setAccount(a),
+// mintLogoutToken(o), close()}; browser options: redirectUris, postLogoutRedirectUris,
+// backchannelLogoutUri, consent, logoutConfirm, accounts. `CLIENTS`, `SCOPES`, `DEFAULTS`,
+// `SSO_CLIENTS`, `CLI_CLIENT_ID`, `ACCOUNTS` and `SELECTORS` describe the fixture.
 // oidc-provider is imported lazily, so importing this file for the constants is cheap.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -94,6 +124,73 @@ export const CLIENTS = Object.freeze({
   },
 });
 export const ALG_CLIENT_SECRET = CLIENTS['gateway-tests'].secret;
+
+// ---------------------------------------------------------------------------------------
+// Browser SSO: TEST-ONLY accounts and clients.
+
+/** Scopes of the browser clients; the ID token carries the claims of all of them. */
+export const SSO_SCOPES = ['openid', 'email', 'profile', 'groups', 'offline_access'];
+/** What a relying party asks for by default. */
+export const SSO_SCOPE = 'openid email profile groups';
+
+/** Confidential authorization-code clients for the gateway's browser SSO. */
+export const SSO_CLIENTS = Object.freeze({
+  'portcullis-sso': {
+    secret: 'portcullis-sso-secret',
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    purpose: 'browser SSO: authorization code + PKCE (S256), client_secret_basic, refresh tokens',
+  },
+  'portcullis-sso-post': {
+    secret: 'portcullis-sso-post-secret',
+    tokenEndpointAuthMethod: 'client_secret_post',
+    purpose: 'browser SSO: same as portcullis-sso but client_secret_post',
+  },
+});
+
+/** Public native client for `portcullis login`: device flow, or loopback redirect (any port). */
+export const CLI_CLIENT_ID = 'portcullis-cli';
+export const CLI_REDIRECT_URIS = ['http://127.0.0.1/callback', 'http://[::1]/callback'];
+
+/** Placeholder redirect URI of the SSO clients until --redirect-uri or POST /clients sets one. */
+export const PLACEHOLDER_REDIRECT_URI = 'https://localhost/.portcullis/callback';
+
+/** TEST-ONLY users of the login page. sub = the username. */
+export const ACCOUNTS = Object.freeze({
+  alice: Object.freeze({
+    password: 'alice-password', email: 'alice@example.test', name: 'Alice Example', groups: ['engineering'],
+  }),
+  mallory: Object.freeze({
+    password: 'mallory-password', email: 'mallory@contractor.example', name: 'Mallory Contractor', groups: ['contractors'],
+  }),
+});
+
+/** CSS selectors of the fixture's HTML pages (each page's <body data-page="..."> names it). */
+export const SELECTORS = Object.freeze({
+  loginPage: 'body[data-page="login"]',
+  username: '#username',
+  password: '#password',
+  signIn: '#sign-in',
+  cancel: '#cancel',
+  error: '#error',
+  consentPage: 'body[data-page="consent"]',
+  approve: '#approve',
+  deny: '#deny',
+  errorPage: 'body[data-page="error"]',
+  errorCode: '#error-code',
+  logoutPage: 'body[data-page="logout"]',
+  logoutYes: '#logout-yes',
+  logoutNo: '#logout-no',
+  loggedOutPage: 'body[data-page="logged-out"]',
+  deviceCodePage: 'body[data-page="device-code"]',
+  userCode: 'input[name="user_code"]',
+  deviceContinue: '#device-continue',
+  deviceConfirmPage: 'body[data-page="device-confirm"]',
+  deviceConfirm: '#device-confirm',
+  deviceAbort: '#device-abort',
+  deviceSuccessPage: 'body[data-page="device-success"]',
+});
+
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export const INTROSPECTORS = new Set(['introspector']);
 
 const SUPPORTED_ALGS = new Set([
@@ -209,7 +306,10 @@ function sharedAdapterFactory(store) {
 // ---------------------------------------------------------------------------------------
 // Provider configuration
 
-function buildConfiguration({ keys, signing, algs, audiences, ttl, cookieKeys, errors, adapter }) {
+function buildConfiguration({
+  keys, signing, algs, audiences, ttl, cookieKeys, errors, adapter,
+  browserClients = [], findAccountById = () => undefined, logoutConfirm = 'page',
+}) {
   const clients = [];
   const addClient = (id, secret, scope, grantTypes) => clients.push({
     client_id: id,
@@ -224,6 +324,7 @@ function buildConfiguration({ keys, signing, algs, audiences, ttl, cookieKeys, e
     addClient(id, c.secret, c.scope, id === 'introspector' ? [] : ['client_credentials']);
   }
   for (const alg of algs) addClient(algClientId(alg), ALG_CLIENT_SECRET, SCOPES.join(' '), ['client_credentials']);
+  for (const c of browserClients) clients.push(structuredClone(c));
 
   const algForClient = (clientId) => {
     for (const alg of algs) if (algClientId(alg) === clientId) return alg;
@@ -235,11 +336,53 @@ function buildConfiguration({ keys, signing, algs, audiences, ttl, cookieKeys, e
     adapter,
     clients,
     jwks: { keys },
-    scopes: ['openid', 'offline_access', ...SCOPES],
+    scopes: ['openid', 'offline_access', ...SCOPES, 'email', 'profile', 'groups'],
+    // Claims per scope. conformIdTokenClaims false: they go into the ID token too (not only
+    // to userinfo), so a relying party gets email and groups from the ID token alone.
+    claims: {
+      acr: null,
+      sid: null,
+      auth_time: null,
+      iss: null,
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username'],
+      groups: ['groups'],
+    },
+    conformIdTokenClaims: false,
     cookies: { keys: cookieKeys },
     clientBasedCORS: () => false,
-    findAccount: async () => undefined,
+    findAccount: async (ctx, sub) => findAccountById(sub),
+    // Access tokens of a user (authorization code, device flow) carry email and groups, so a
+    // token from `portcullis login` meets the same group policies as a browser session.
+    extraTokenClaims: async (ctx, token) => {
+      if (!token.accountId) return undefined;
+      const account = findAccountById(token.accountId);
+      if (!account) return undefined;
+      const c = await account.claims('access_token', 'openid email groups');
+      return { email: c.email, groups: c.groups };
+    },
+    // Refresh tokens for every client allowed the refresh_token grant (no need for
+    // offline_access + prompt=consent), so a gateway can renew sessions silently.
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    pkce: { required: () => true },
+    // Outgoing requests (back-channel logout) go to loopback test servers: skip oidc-provider's
+    // SSRF guard (it refuses 127.0.0.0/8). HTTPS receivers are trusted through the process's
+    // CA store (NODE_EXTRA_CA_CERTS, see client.mjs `extraCa`).
+    fetch: (url, options) => {
+      const { dispatcher, ...rest } = options; // eslint-disable-line no-unused-vars
+      return globalThis.fetch(url, rest);
+    },
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = htmlPage('error', 'Sign-in error', `
+        <h1>Sign-in error</h1>
+        <p><code id="error-code">${htmlEscape(out.error)}</code></p>
+        <p id="error-description">${htmlEscape(out.error_description ?? '')}</p>`);
+    },
     features: {
+      devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
@@ -250,6 +393,50 @@ function buildConfiguration({ keys, signing, algs, audiences, ttl, cookieKeys, e
         enabled: true,
         allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId
           || INTROSPECTORS.has(client.clientId),
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          const auto = logoutConfirm === 'auto';
+          ctx.body = htmlPage('logout', 'Sign out', `
+            <h1>Sign out of the test IdP?</h1>
+            ${form}
+            <button id="logout-yes" type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>
+            <button id="logout-no" class="secondary" type="submit" form="op.logoutForm">No, stay signed in</button>
+            ${auto ? `<script>(function(){var f=document.getElementById('op.logoutForm');var i=document.createElement('input');
+              i.type='hidden';i.name='logout';i.value='yes';f.appendChild(i);f.submit();})();</script>` : ''}`);
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.body = htmlPage('logged-out', 'Signed out', `
+            <h1>Signed out</h1><p id="logged-out">You are signed out of the test IdP.</p>`);
+        },
+      },
+      backchannelLogout: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource: async (ctx, form, out, err) => {
+          let msg = '<p>Enter the code shown by your device.</p>';
+          if (err && (err.userCode || err.name === 'NoCodeError')) msg = '<p id="error" role="alert">The code you entered is incorrect. Try again.</p>';
+          else if (err && err.name === 'AbortedError') msg = '<p id="error" role="alert">The sign-in request was interrupted.</p>';
+          else if (err) msg = '<p id="error" role="alert">There was an error processing your request.</p>';
+          ctx.body = htmlPage('device-code', 'Device sign-in', `
+            <h1>Device sign-in</h1>${msg}${form}
+            <button id="device-continue" type="submit" form="op.deviceInputForm">Continue</button>`);
+        },
+        userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => {
+          ctx.body = htmlPage('device-confirm', 'Confirm device', `
+            <h1>Confirm device</h1>
+            <p><strong id="client-id">${htmlEscape(client.clientName || client.clientId)}</strong> asks to sign in.
+               The device should show this code:</p>
+            <p><code id="user-code">${htmlEscape(userCode)}</code></p>
+            ${form}
+            <button id="device-confirm" type="submit" form="op.deviceConfirmForm" autofocus>Continue</button>
+            <button id="device-abort" class="secondary" type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`);
+        },
+        successSource: async (ctx) => {
+          ctx.body = htmlPage('device-success', 'Device signed in', `
+            <h1>Device signed in</h1><p id="device-success">You can close this page and return to your device.</p>`);
+        },
       },
       resourceIndicators: {
         enabled: true,
@@ -280,6 +467,8 @@ function buildConfiguration({ keys, signing, algs, audiences, ttl, cookieKeys, e
       Interaction: 600,
       Session: 3600,
       Grant: 3600,
+      DeviceCode: 600,
+      RefreshToken: 86400,
     },
     enabledJWA: {
       idTokenSigningAlgValues: [...SUPPORTED_ALGS],
@@ -287,6 +476,88 @@ function buildConfiguration({ keys, signing, algs, audiences, ttl, cookieKeys, e
       introspectionSigningAlgValues: [...SUPPORTED_ALGS],
       authorizationSigningAlgValues: [...SUPPORTED_ALGS],
     },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// HTML pages of the fixture: self-contained (no external assets), stable ids.
+
+function htmlEscape(v) {
+  return String(v ?? '').replace(/[&<>"']/g, (c) => ({
+    '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+  }[c]));
+}
+
+function htmlPage(pageId, title, body) {
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>${htmlEscape(title)} - Portcullis test IdP</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font-family:"Liberation Sans",Arial,sans-serif;background:#eef1f5;color:#1d2330;margin:0;padding:48px 16px}
+main{max-width:360px;margin:0 auto;background:#fff;border-radius:8px;box-shadow:0 2px 8px rgba(0,0,0,.12);padding:24px 32px}
+h1{font-size:1.4em;margin:0 0 16px}label{display:block;font-size:.9em;margin:12px 0 4px}
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;font-size:1em;padding:8px;border:1px solid #b8c0cc;border-radius:4px}
+button{display:block;width:100%;margin-top:16px;padding:10px;font-size:1em;border:0;border-radius:4px;background:#2f5fd0;color:#fff;cursor:pointer}
+button.secondary{background:#e3e7ee;color:#1d2330;margin-top:8px}#error{color:#b00020}
+code{font-size:1.2em}footer{text-align:center;font-size:.75em;color:#6b7280;margin-top:16px}
+</style></head>
+<body data-page="${pageId}"><main>${body}</main><footer>Portcullis test IdP (oidc-provider) - test-only accounts</footer></body></html>`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Browser SSO helpers
+
+const INTERACTION_ROUTE = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|consent|abort))?$/;
+
+async function readForm(req, limit = 65536) {
+  const chunks = [];
+  let size = 0;
+  for await (const c of req) {
+    size += c.length;
+    if (size > limit) throw new Error('form too large');
+    chunks.push(c);
+  }
+  return Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+}
+
+function checkAccount(a) {
+  if (!a || typeof a.sub !== 'string' || !/^[A-Za-z0-9._@-]{1,128}$/.test(a.sub)) {
+    throw new Error('an account needs a sub of 1-128 characters [A-Za-z0-9._@-]');
+  }
+  if (typeof a.password !== 'string' || !a.password) throw new Error('an account needs a password');
+  if (a.groups !== undefined && !(Array.isArray(a.groups) && a.groups.every((g) => typeof g === 'string'))) {
+    throw new Error('groups must be an array of strings');
+  }
+  return a;
+}
+
+function accountRecord(a) {
+  return {
+    password: a.password,
+    email: a.email ?? `${a.sub}@example.test`,
+    name: a.name ?? a.sub,
+    groups: [...(a.groups ?? [])],
+  };
+}
+
+/** Metadata of an SSO client (confidential web client, authorization code + PKCE). */
+function ssoClientMetadata(id, {
+  algs, secret, redirect_uris, post_logout_redirect_uris = [], backchannel_logout_uri, tokenEndpointAuthMethod,
+}) {
+  return {
+    client_id: id,
+    client_secret: secret ?? SSO_CLIENTS[id]?.secret ?? `${id}-secret`,
+    token_endpoint_auth_method: tokenEndpointAuthMethod ?? SSO_CLIENTS[id]?.tokenEndpointAuthMethod ?? 'client_secret_basic',
+    application_type: 'web',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [...redirect_uris],
+    post_logout_redirect_uris: [...post_logout_redirect_uris],
+    ...(backchannel_logout_uri
+      ? { backchannel_logout_uri, backchannel_logout_session_required: true } : {}),
+    scope: [...SSO_SCOPES, ...SCOPES].join(' '),
+    id_token_signed_response_alg: algs[0],
+    require_auth_time: true,
   };
 }
 
@@ -318,7 +589,55 @@ export async function startOidcProvider(options = {}) {
   const cookieKeys = [crypto.randomBytes(32).toString('base64url')];
   const adapter = sharedAdapterFactory(createSharedStore());
 
-  const counters = { jwks: 0, discovery: 0, token: 0, introspection: 0, revocation: 0 };
+  const counters = {
+    jwks: 0, discovery: 0, token: 0, introspection: 0, revocation: 0,
+    authorization: 0, end_session: 0, device_authorization: 0, userinfo: 0, login_ok: 0, login_failed: 0,
+  };
+  const backchannelLog = []; // back-channel logout deliveries, oldest first (last 100)
+
+  // Browser SSO: test accounts and browser clients (shared by every provider instance).
+  const accounts = new Map(Object.entries(ACCOUNTS).map(([sub, a]) => [sub, structuredClone({ ...a })]));
+  for (const a of options.accounts ?? []) accounts.set(checkAccount(a).sub, accountRecord(a));
+  const findAccountById = (sub) => {
+    const a = accounts.get(sub);
+    if (!a) return undefined;
+    return {
+      accountId: sub,
+      claims: async () => ({
+        sub,
+        email: a.email,
+        email_verified: true,
+        name: a.name,
+        preferred_username: sub,
+        groups: [...a.groups],
+      }),
+    };
+  };
+  const consent = options.consent ?? 'auto';
+  if (!['auto', 'page'].includes(consent)) throw new Error(`bad consent mode ${consent} (auto|page)`);
+  const logoutConfirm = options.logoutConfirm ?? 'page';
+  if (!['auto', 'page'].includes(logoutConfirm)) throw new Error(`bad logout-confirm mode ${logoutConfirm} (page|auto)`);
+  const redirectUris = parseList(options.redirectUris, [PLACEHOLDER_REDIRECT_URI]);
+  const postLogoutRedirectUris = parseList(options.postLogoutRedirectUris, []);
+  const browserClients = new Map();
+  for (const id of Object.keys(SSO_CLIENTS)) {
+    browserClients.set(id, ssoClientMetadata(id, {
+      algs,
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: postLogoutRedirectUris,
+      backchannel_logout_uri: options.backchannelLogoutUri,
+    }));
+  }
+  browserClients.set(CLI_CLIENT_ID, {
+    client_id: CLI_CLIENT_ID,
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: [DEVICE_CODE_GRANT, 'authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [...CLI_REDIRECT_URIS],
+    scope: [...SSO_SCOPES, ...SCOPES].join(' '),
+    id_token_signed_response_alg: algs[0],
+  });
   let jwksFault = 'none';
   let generation = 0;
   let keys = [];           // private JWKs, newest first
@@ -349,10 +668,13 @@ export async function startOidcProvider(options = {}) {
   };
 
   let issuer;
-  const buildProvider = async (ks, sg) => {
+  const buildProvider = async (ks, sg, bc = browserClients) => {
     const p = new Provider(issuer, buildConfiguration({
       keys: ks.map((k) => structuredClone(k)), signing: sg, algs, audiences, ttl, cookieKeys, errors, adapter,
+      browserClients: [...bc.values()], findAccountById, logoutConfirm,
     }));
+    // Every browser client must be valid metadata (oidc-provider checks static clients lazily).
+    for (const id of bc.keys()) await p.Client.find(id);
     p.use(async (ctx, next) => {
       if (ctx.path === '/jwks') {
         counters.jwks += 1;
@@ -372,13 +694,129 @@ export async function startOidcProvider(options = {}) {
       else if (ctx.path === '/token') counters.token += 1;
       else if (ctx.path === '/token/introspection') counters.introspection += 1;
       else if (ctx.path === '/token/revocation') counters.revocation += 1;
+      else if (ctx.path === '/auth') counters.authorization += 1;
+      else if (ctx.path === '/session/end') counters.end_session += 1;
+      else if (ctx.path === '/device/auth') counters.device_authorization += 1;
+      else if (ctx.path === '/me') counters.userinfo += 1;
+      const m = INTERACTION_ROUTE.exec(ctx.path);
+      if (m) {
+        await handleInteraction(p, ctx, m[1], m[2]);
+        return;
+      }
       await next();
       if (ctx.path === '/jwks' && jwksMaxAge !== undefined && ctx.status === 200) {
         ctx.set('Cache-Control', `public, max-age=${jwksMaxAge}`);
       }
     });
     p.on('server_error', (ctx, err) => log(`oidc-provider server_error: ${err?.stack ?? err}`));
+    const noteBackchannel = (entry) => {
+      backchannelLog.push({ at: new Date().toISOString(), ...entry });
+      if (backchannelLog.length > 100) backchannelLog.shift();
+    };
+    p.on('backchannel.success', (ctx, client, sub, sid) => {
+      noteBackchannel({ ok: true, client_id: client.clientId, uri: client.backchannelLogoutUri, sub, sid });
+    });
+    p.on('backchannel.error', (ctx, err, client, sub, sid) => {
+      log(`oidc fixture: back-channel logout to ${client.backchannelLogoutUri} failed: ${err?.message ?? err}`);
+      noteBackchannel({
+        ok: false, client_id: client.clientId, uri: client.backchannelLogoutUri, sub, sid, error: String(err?.message ?? err),
+      });
+    });
     return p;
+  };
+
+  // The login and consent pages (oidc-provider's "interactions"), served by every instance.
+  const finishInteraction = async (p, ctx, result, mergeWithLastSubmission) => {
+    const returnTo = await p.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  };
+  const grantConsent = async (p, details) => {
+    const { prompt: { details: missing }, grantId, session, params } = details;
+    const grant = grantId
+      ? await p.Grant.find(grantId)
+      : new p.Grant({ accountId: session.accountId, clientId: params.client_id });
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    if (missing.missingResourceScopes) {
+      for (const [indicator, scope] of Object.entries(missing.missingResourceScopes)) {
+        grant.addResourceScope(indicator, scope.join(' '));
+      }
+    }
+    if (missing.rar) for (const detail of missing.rar) grant.addRar(detail);
+    return { consent: { grantId: await grant.save() } };
+  };
+  const handleInteraction = async (p, ctx, uid, action) => {
+    ctx.set('cache-control', 'no-store');
+    let details;
+    try {
+      details = await p.interactionDetails(ctx.req, ctx.res);
+      if (details.uid !== uid) throw new Error('interaction mismatch');
+    } catch (e) {
+      ctx.status = 400;
+      ctx.type = 'html';
+      ctx.body = htmlPage('error', 'Sign-in error', `<h1>Sign-in error</h1>
+        <p><code id="error-code">invalid_interaction</code></p>
+        <p id="error-description">${htmlEscape(e.message)} (start the sign-in again)</p>`);
+      return;
+    }
+    const { prompt, params } = details;
+    const clientId = params.client_id;
+    const loginPage = (error, login = params.login_hint ?? '') => {
+      ctx.type = 'html';
+      ctx.body = htmlPage('login', 'Sign in', `
+        <h1>Sign in</h1>
+        <p>to <strong id="client-id">${htmlEscape(clientId)}</strong></p>
+        ${error ? `<p id="error" role="alert">${htmlEscape(error)}</p>` : ''}
+        <form id="login-form" method="post" action="/interaction/${htmlEscape(uid)}/login" autocomplete="off">
+          <label for="username">Username</label>
+          <input id="username" name="login" type="text" value="${htmlEscape(login)}" autofocus required>
+          <label for="password">Password</label>
+          <input id="password" name="password" type="password" required>
+          <button id="sign-in" type="submit">Sign in</button>
+        </form>
+        <form method="post" action="/interaction/${htmlEscape(uid)}/abort">
+          <button id="cancel" class="secondary" type="submit">Cancel</button>
+        </form>`);
+    };
+    if (!action) {
+      if (prompt.name === 'login') return loginPage();
+      if (prompt.name === 'consent') {
+        // auto: granted without a page, unless the client asked for one (prompt=consent).
+        const asked = String(params.prompt ?? '').split(' ').includes('consent');
+        if (consent === 'auto' && !asked) return finishInteraction(p, ctx, await grantConsent(p, details), true);
+        const scopes = [...new Set([...(prompt.details.missingOIDCScope ?? []),
+          ...Object.values(prompt.details.missingResourceScopes ?? {}).flat()])];
+        ctx.type = 'html';
+        ctx.body = htmlPage('consent', 'Authorize', `
+          <h1>Authorize <span id="client-id">${htmlEscape(clientId)}</span></h1>
+          <p>Signed in as <strong id="account">${htmlEscape(details.session?.accountId)}</strong>. The application asks for:</p>
+          <ul id="scopes">${scopes.map((sc) => `<li>${htmlEscape(sc)}</li>`).join('')}</ul>
+          <form method="post" action="/interaction/${htmlEscape(uid)}/consent"><button id="approve" type="submit" autofocus>Allow</button></form>
+          <form method="post" action="/interaction/${htmlEscape(uid)}/abort"><button id="deny" class="secondary" type="submit">Deny</button></form>`);
+        return undefined;
+      }
+      ctx.throw(501, `interaction prompt ${prompt.name} is not implemented`);
+    }
+    if (ctx.method !== 'POST') ctx.throw(405, 'POST only');
+    const form = await readForm(ctx.req);
+    if (action === 'abort') {
+      return finishInteraction(p, ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    }
+    if (action === 'login') {
+      if (prompt.name !== 'login') ctx.throw(400, `this interaction is at ${prompt.name}, not login`);
+      const login = String(form.login ?? '');
+      const sub = accounts.has(login) ? login : [...accounts].find(([, a]) => a.email === login)?.[0];
+      if (!sub || accounts.get(sub).password !== String(form.password ?? '')) {
+        counters.login_failed += 1;
+        return loginPage('Invalid username or password.', login);
+      }
+      counters.login_ok += 1;
+      return finishInteraction(p, ctx, { login: { accountId: sub } }, false);
+    }
+    // consent
+    if (prompt.name !== 'consent') ctx.throw(400, `this interaction is at ${prompt.name}, not consent`);
+    return finishInteraction(p, ctx, await grantConsent(p, details), true);
   };
 
   // One listening socket for the whole life of the fixture; the handler is swapped on rotation.
@@ -405,6 +843,7 @@ export async function startOidcProvider(options = {}) {
     jwks: { keys: keys.map(publicJwk) },
     jwks_fault: jwksFault,
     counters: { ...counters },
+    backchannel_logouts: backchannelLog.map((e) => ({ ...e })),
   });
 
   let rotating = Promise.resolve();
@@ -418,6 +857,58 @@ export async function startOidcProvider(options = {}) {
     });
     rotating = run.catch(() => {});
     return run;
+  };
+
+  // Browser clients and accounts (control: /clients, /accounts, /logout-token).
+  const clientsInfo = () => [...browserClients.values()].map((c) => structuredClone(c));
+  const updateClient = (metadata = {}) => {
+    const run = rotating.then(async () => {
+      const id = metadata.client_id;
+      if (typeof id !== 'string' || !id) throw new Error('client_id is required');
+      if (CLIENTS[id] || id.startsWith('gateway-tests')) throw new Error(`${id} is a client_credentials client of the fixture`);
+      const base = browserClients.get(id) ?? ssoClientMetadata(id, { algs, redirect_uris: redirectUris });
+      const merged = { ...base, ...structuredClone(metadata) };
+      if (merged.backchannel_logout_uri && merged.backchannel_logout_session_required === undefined) {
+        merged.backchannel_logout_session_required = true;
+      }
+      for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k]; // null removes a field
+      const next = new Map(browserClients);
+      next.set(id, merged);
+      const built = await buildProvider(keys, signing, next); // throws on invalid metadata
+      browserClients.set(id, merged);
+      provider = built;
+      handler = built.callback();
+      log(`oidc fixture: client ${id} is now ${JSON.stringify(merged)}`);
+      return structuredClone(merged);
+    });
+    rotating = run.catch(() => {});
+    return run;
+  };
+  const accountsInfo = () => [...accounts].map(([sub, a]) => ({ sub, email: a.email, name: a.name, groups: [...a.groups] }));
+  const setAccount = (a) => {
+    checkAccount(a);
+    accounts.set(a.sub, accountRecord(a));
+    return accountsInfo().find((x) => x.sub === a.sub);
+  };
+  const mintLogoutToken = async ({ client_id: clientId, sub, sid, deliver = false } = {}) => {
+    const client = await provider.Client.find(String(clientId ?? ''));
+    if (!client) throw new Error(`unknown client ${clientId}`);
+    if (typeof sub !== 'string' || !sub) throw new Error('sub is required');
+    if (deliver) {
+      if (!client.backchannelLogoutUri) throw new Error(`${clientId} has no backchannel_logout_uri`);
+      try {
+        await client.backchannelLogout(sub, sid);
+        return { delivered: true, uri: client.backchannelLogoutUri };
+      } catch (e) {
+        return { delivered: false, uri: client.backchannelLogoutUri, error: String(e?.message ?? e) };
+      }
+    }
+    const token = new provider.IdToken({ sub }, { client, ctx: undefined });
+    token.mask = { sub: null };
+    token.set('events', { 'http://schemas.openid.net/event/backchannel-logout': {} });
+    token.set('jti', crypto.randomBytes(16).toString('base64url'));
+    if (sid) token.set('sid', sid);
+    return { logout_token: await token.issue({ use: 'logout' }) };
   };
 
   const setJwksFault = (mode) => {
@@ -455,7 +946,16 @@ export async function startOidcProvider(options = {}) {
         res.on('finish', () => { closeAll().then(() => options.onShutdown?.()); });
         return undefined;
       }
-      return send(404, { error: 'not_found', endpoints: ['GET /state', 'POST /rotate', 'POST /jwks-fault', 'POST /shutdown'] });
+      if (req.method === 'GET' && url.pathname === '/clients') return send(200, { clients: clientsInfo() });
+      if (req.method === 'POST' && url.pathname === '/clients') return send(200, await updateClient(body));
+      if (req.method === 'GET' && url.pathname === '/accounts') return send(200, { accounts: accountsInfo() });
+      if (req.method === 'POST' && url.pathname === '/accounts') return send(200, setAccount(body));
+      if (req.method === 'POST' && url.pathname === '/logout-token') return send(200, await mintLogoutToken(body));
+      return send(404, {
+        error: 'not_found',
+        endpoints: ['GET /state', 'POST /rotate', 'POST /jwks-fault', 'POST /shutdown',
+          'GET /clients', 'POST /clients', 'GET /accounts', 'POST /accounts', 'POST /logout-token'],
+      });
     } catch (e) {
       return send(400, { error: String(e?.message ?? e) });
     }
@@ -484,12 +984,24 @@ export async function startOidcProvider(options = {}) {
     token_endpoint: `${issuer}/token`,
     introspection_endpoint: `${issuer}/token/introspection`,
     revocation_endpoint: `${issuer}/token/revocation`,
+    authorization_endpoint: `${issuer}/auth`,
+    end_session_endpoint: `${issuer}/session/end`,
+    device_authorization_endpoint: `${issuer}/device/auth`,
+    device_verification_uri: `${issuer}/device`,
+    userinfo_endpoint: `${issuer}/me`,
     control: controlUrl,
     control_port: control.address().port,
     get provider() { return provider; },
     state,
     rotateKey,
     setJwksFault,
+    clients: clientsInfo,
+    updateClient,
+    accounts: accountsInfo,
+    setAccount,
+    mintLogoutToken,
+    consent,
+    logoutConfirm,
     close: closeAll,
   };
 }
@@ -516,6 +1028,7 @@ function closeServer(server) {
 function parseArgs(argv) {
   const out = {};
   const flags = new Set(['exit-with-stdin']);
+  const repeatable = new Set(['redirect-uri', 'post-logout-redirect-uri']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
@@ -528,7 +1041,7 @@ function parseArgs(argv) {
       value = argv[++i];
       if (value === undefined) throw new Error(`--${name} needs a value`);
     }
-    out[name] = value;
+    out[name] = repeatable.has(name) && out[name] !== undefined ? `${out[name]},${value}` : value;
   }
   return out;
 }
@@ -538,7 +1051,8 @@ async function main() {
   console.info = (...a) => console.error(...a);
   console.log = (...a) => console.error(...a);
   const args = parseArgs(process.argv.slice(2));
-  const known = new Set(['port', 'control-port', 'algs', 'audiences', 'ttl', 'jwks-max-age', 'cert', 'key', 'issuer', 'host', 'exit-with-stdin']);
+  const known = new Set(['port', 'control-port', 'algs', 'audiences', 'ttl', 'jwks-max-age', 'cert', 'key', 'issuer', 'host', 'exit-with-stdin',
+    'redirect-uri', 'post-logout-redirect-uri', 'backchannel-logout-uri', 'consent', 'logout-confirm']);
   for (const k of Object.keys(args)) if (!known.has(k)) throw new Error(`unknown option --${k}`);
 
   const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -557,6 +1071,11 @@ async function main() {
     certFile: args.cert,
     keyFile: args.key,
     issuer: args.issuer,
+    redirectUris: args['redirect-uri'],
+    postLogoutRedirectUris: args['post-logout-redirect-uri'],
+    backchannelLogoutUri: args['backchannel-logout-uri'],
+    consent: args.consent,
+    logoutConfirm: args['logout-confirm'],
     onRotate: (s) => emit({ event: 'rotated', ...summary(s) }),
     onShutdown: () => process.exit(0),
   });
@@ -579,10 +1098,23 @@ async function main() {
     token_endpoint: fx.token_endpoint,
     introspection_endpoint: fx.introspection_endpoint,
     revocation_endpoint: fx.revocation_endpoint,
+    authorization_endpoint: fx.authorization_endpoint,
+    end_session_endpoint: fx.end_session_endpoint,
+    device_authorization_endpoint: fx.device_authorization_endpoint,
+    device_verification_uri: fx.device_verification_uri,
+    userinfo_endpoint: fx.userinfo_endpoint,
     control: fx.control,
     control_port: fx.control_port,
     pid: process.pid,
     ...summary(s),
+    clients: fx.clients().map((c) => ({
+      client_id: c.client_id,
+      redirect_uris: c.redirect_uris,
+      post_logout_redirect_uris: c.post_logout_redirect_uris,
+      backchannel_logout_uri: c.backchannel_logout_uri,
+    })),
+    consent: fx.consent,
+    logout_confirm: fx.logoutConfirm,
   });
 }
 
