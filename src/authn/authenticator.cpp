@@ -165,9 +165,56 @@ std::shared_ptr<const Authenticator> Authenticator::build(const Config& config,
           pc.introspection->mode == IntrospectionMode::always ||
           (pc.introspection->mode == IntrospectionMode::automatic && is_okta_org_server(pc.issuer));
     }
+    if (config.sso && config.sso->provider == pc.name) {
+      JwtValidatorConfig id = vc;
+      id.audiences = {config.sso->client_id};
+      id.audience_waived = false;
+      id.required_typ.reset();  // ID tokens carry "JWT" or nothing
+      auto id_validator = JwtValidator::create(id);
+      if (!id_validator) {
+        throw std::runtime_error("sso: ID-token validator: " + id_validator.error());
+      }
+      auth->sso_validator_.emplace(std::move(*id_validator));
+      auth->sso_provider_ = p;
+      auth->sso_fetcher_ = services.fetcher_for(pc.ca_file, pc.jwks.fetch_timeout);
+    }
     auth->providers_.push_back(std::move(p));
   }
   return auth;
+}
+
+KeyStoreStatus Authenticator::sso_provider_status() const {
+  if (!sso_provider_) return {};
+  return sso_provider_->keys->status();
+}
+
+asio::awaitable<Expected<HttpResult, std::string>> Authenticator::sso_fetch(
+    HttpRequestSpec request) const {
+  if (!sso_fetcher_) co_return unexpected(std::string("no sso provider"));
+  co_return co_await sso_fetcher_->fetch(std::move(request));
+}
+
+asio::awaitable<Expected<std::shared_ptr<const Identity>, std::string>>
+Authenticator::verify_id_token(std::string_view id_token, std::string_view nonce) const {
+  if (!sso_provider_ || !sso_validator_) co_return unexpected(std::string("no sso provider"));
+  const Provider& p = *sso_provider_;
+  auto keys = p.keys->current();
+  auto verified = sso_validator_->validate(id_token, *keys, *clock_);
+  if (!verified && suggests_key_refetch(verified.error())) {
+    if (co_await p.keys->refresh_for_unknown_kid()) {
+      keys = p.keys->current();
+      verified = sso_validator_->validate(id_token, *keys, *clock_);
+    }
+  }
+  if (!verified) co_return unexpected(std::string(describe(verified.error())));
+  const auto* n = verified->claims.if_contains("nonce");
+  if (!n || !n->is_string() || n->get_string() != nonce) {
+    co_return unexpected(std::string("the ID token's nonce does not match the login"));
+  }
+  auto claims = std::make_shared<const boost::json::object>(std::move(verified->claims));
+  auto identity = std::make_shared<Identity>(map_identity(p.mapping, claims, p.name, "sso"));
+  identity->expires_at = verified->exp;
+  co_return std::shared_ptr<const Identity>(std::move(identity));
 }
 
 bool Authenticator::route_accepts(const RouteConfig& route, const Provider& p) const {

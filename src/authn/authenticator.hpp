@@ -16,6 +16,7 @@
 // material or the token.
 #include <boost/asio/awaitable.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,9 +24,11 @@
 #include "admin/metrics.hpp"
 #include "authn/identity.hpp"
 #include "authn/jwt_validator.hpp"
+#include "authn/key_store.hpp"
 #include "authn/token_cache.hpp"
 #include "core/config.hpp"
 #include "core/expected.hpp"
+#include "net/http_client.hpp"
 
 namespace portcullis {
 
@@ -55,6 +58,16 @@ class Authenticator {
 
   std::size_t provider_count() const { return providers_.size(); }
 
+  // Browser sign-in (config.sso): the SSO provider's endpoints from discovery (empty strings
+  // until discovery succeeded), an HTTP fetcher for its token endpoint, and ID-token
+  // verification (signature with the provider's keys, iss, aud = client_id, exp, and the
+  // nonce of the login).
+  KeyStoreStatus sso_provider_status() const;
+  boost::asio::awaitable<Expected<HttpResult, std::string>> sso_fetch(
+      HttpRequestSpec request) const;
+  boost::asio::awaitable<Expected<std::shared_ptr<const Identity>, std::string>> verify_id_token(
+      std::string_view id_token, std::string_view nonce) const;
+
  private:
   struct Provider;
   using Result = Expected<std::shared_ptr<const Identity>, AuthnFailure>;
@@ -66,6 +79,9 @@ class Authenticator {
       std::shared_ptr<const Identity> identity, const RouteConfig& route) const;
 
   std::vector<std::shared_ptr<const Provider>> providers_;
+  std::shared_ptr<const Provider> sso_provider_;  // null without config.sso
+  std::optional<JwtValidator> sso_validator_;     // audience = the SSO client id
+  std::shared_ptr<HttpFetcher> sso_fetcher_;
   std::uint64_t generation_ = 0;
   const Clock* clock_ = nullptr;
 };

@@ -31,9 +31,11 @@ class AuthnServices {
   boost::asio::any_io_executor control() const { return control_; }
   void stop();
 
- private:
+  // One HTTP client per (CA file, timeout), on the control executor (JWKS, introspection and
+  // the SSO token endpoint share them).
   std::shared_ptr<HttpFetcher> fetcher_for(const std::string& ca_file, Duration timeout);
 
+ private:
   boost::asio::any_io_executor control_;
   const Clock& clock_;
   std::mutex mutex_;

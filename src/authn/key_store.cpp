@@ -145,13 +145,16 @@ asio::awaitable<Expected<std::monostate, std::string>> discover(Core& core) {
     co_return unexpected(std::string("discovery: no jwks_uri"));
   }
   core.discovered_jwks_uri = std::string(jwks_uri->get_string());
-  std::string introspection;
-  if (const auto* ie = object.if_contains("introspection_endpoint"); ie && ie->is_string()) {
-    introspection = std::string(ie->get_string());
-  }
+  auto endpoint = [&](std::string_view name) {
+    const auto* v = object.if_contains(name);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
   std::lock_guard lock(core.mutex);
   core.status.jwks_uri = core.discovered_jwks_uri;
-  core.status.introspection_endpoint = std::move(introspection);
+  core.status.introspection_endpoint = endpoint("introspection_endpoint");
+  core.status.authorization_endpoint = endpoint("authorization_endpoint");
+  core.status.token_endpoint = endpoint("token_endpoint");
+  core.status.end_session_endpoint = endpoint("end_session_endpoint");
   co_return std::monostate{};
 }
 

@@ -48,8 +48,11 @@ struct KeyStoreStatus {
   std::uint64_t fetches_ok = 0;
   std::uint64_t fetches_failed = 0;
   std::string last_error;
-  std::string jwks_uri;                  // resolved (from discovery when used)
-  std::string introspection_endpoint;    // from discovery, when advertised
+  std::string jwks_uri;                // resolved (from discovery when used)
+  std::string introspection_endpoint;  // from discovery, when advertised
+  std::string authorization_endpoint;  // likewise (browser sign-in)
+  std::string token_endpoint;
+  std::string end_session_endpoint;
   std::chrono::seconds next_refresh{0};  // delay chosen after the last fetch (0: none scheduled)
 };
 

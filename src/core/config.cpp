@@ -37,4 +37,11 @@ std::string_view to_string(AuthMode m) {
   return "unknown";
 }
 
+const std::string& SsoConfig::effective_cookie_name() const {
+  static const std::string kSecure = "__Host-portcullis";
+  static const std::string kPlain = "portcullis";
+  if (!cookie_name.empty()) return cookie_name;
+  return cookie_secure ? kSecure : kPlain;
+}
+
 }  // namespace portcullis

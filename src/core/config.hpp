@@ -208,6 +208,28 @@ struct RouteConfig {
   int line = 0;
 };
 
+// Browser single sign-on (auth: sso / bearer_or_sso routes): OIDC authorization code + PKCE
+// against one identity provider, the session sealed into a cookie (docs/sso.md).
+struct SsoConfig {
+  std::string provider;  // identity_providers[].name: issuer, discovery and keys
+  std::string client_id;
+  std::string client_secret_file;
+  std::string client_secret;  // the file's content (trailing newline removed); never printed
+  std::string client_auth = "client_secret_basic";  // or "client_secret_post"
+  std::vector<std::string> cookie_secret_files;     // the first seals, every one opens
+  std::vector<std::string> cookie_secrets;          // their contents (parsed by the runtime)
+  bool cookie_secure = true;
+  std::string cookie_name;  // "" = "__Host-portcullis" when secure, else "portcullis"
+  Duration session_ttl = std::chrono::hours(8);
+  std::string callback_path = "/.portcullis/callback";
+  std::vector<std::string> scopes{"openid", "email", "profile"};
+  std::vector<std::string> allowed_redirect_hosts;
+  std::string post_logout_redirect_uri;  // "" = none sent to the IdP
+  int line = 0;
+
+  const std::string& effective_cookie_name() const;
+};
+
 struct Config {
   std::string source_file;  // the file it was loaded from (for messages and /config)
   ServerConfig server;
@@ -224,6 +246,7 @@ struct Config {
   // cache.redis: shared state of the replicas (revocations now; issue 5 adds more). Absent:
   // in-process only.
   std::optional<RedisConfig> redis;
+  std::optional<SsoConfig> sso;  // absent: no browser sign-in (auth: sso refused at load)
   // Every file the config was built from (the config itself, policy files): a change to any
   // of them triggers a reload when watching is on.
   std::vector<std::string> source_files;

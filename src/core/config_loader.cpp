@@ -6,6 +6,8 @@
 #include "authz/policy_parser.hpp"
 
 #include "authn/jwk.hpp"
+#include "sso/cookie_sealer.hpp"
+#include "sso/redirect_guard.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -232,6 +234,8 @@ class Loader {
   std::optional<bool> boolean(const Field& f);
   std::optional<SocketAddress> address(const Field& f, bool allow_names);
   std::optional<std::string> file(const Field& f, std::string* contents);
+  // A secret's file: its resolved path and its content without the trailing newline.
+  void secret_file(const Field& f, std::string& path_out, std::string& secret_out);
   std::string resolve(const std::string& path) const;
 
   void parse_server(const Field* f);
@@ -262,6 +266,7 @@ class Loader {
   void parse_assertion(const Field* f);
   void parse_audit(const Field* f);
   void parse_cache(const Field* f);
+  void parse_sso(const Field* f);
   void check_unique_name(const Field& f, const std::string& name, std::string_view kind,
                          std::map<std::string, int>& seen);
   void check_unique_address(const Field& f, const SocketAddress& address);
@@ -460,6 +465,21 @@ std::optional<std::string> Loader::file(const Field& f, std::string* contents) {
   }
   if (contents) *contents = buffer.str();
   return resolved;
+}
+
+void Loader::secret_file(const Field& f, std::string& path_out, std::string& secret_out) {
+  std::string contents;
+  auto resolved = file(f, &contents);
+  if (!resolved) return;
+  while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) {
+    contents.pop_back();
+  }
+  if (contents.empty()) {
+    value_error(f, "is empty");
+    return;
+  }
+  path_out = *resolved;
+  secret_out = std::move(contents);
 }
 
 void Loader::check_unique_name(const Field& f, const std::string& name, std::string_view kind,
@@ -958,18 +978,7 @@ void Loader::parse_introspection(const Field& f, IdentityProviderConfig& provide
     if (auto s = nonempty_string(*c)) in.client_id = *s;
   }
   if (const Field* c = require(*m, "client_secret_file", "a file holding the client secret")) {
-    std::string contents;
-    if (auto resolved = file(*c, &contents)) {
-      while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) {
-        contents.pop_back();
-      }
-      if (contents.empty()) {
-        value_error(*c, "is empty");
-      } else {
-        in.client_secret_file = *resolved;
-        in.client_secret = std::move(contents);
-      }
-    }
+    secret_file(*c, in.client_secret_file, in.client_secret);
   }
   if (const Field* t = m->get("cache_ttl")) {
     if (auto v = duration(*t, true)) in.cache_ttl = *v;
@@ -1158,7 +1167,12 @@ void Loader::parse_route(const YAML::Node& node, const std::string& path) {
         if (config_.identity_providers.empty()) {
           value_error(*a, "auth mode 'bearer' needs at least one entry in identity_providers");
         }
-      } else if (*s == "sso" || *s == "bearer_or_sso" || *s == "mtls") {
+      } else if (*s == "sso" || *s == "bearer_or_sso") {
+        route.auth = *s == "sso" ? AuthMode::sso : AuthMode::bearer_or_sso;
+        if (!config_.sso) {
+          value_error(*a, "auth mode " + in_quotes(*s) + " needs the top-level sso section");
+        }
+      } else if (*s == "mtls") {
         value_error(*a, "auth mode " + in_quotes(*s) + " is not available in this build yet");
       } else {
         value_error(*a, "unknown auth mode " + in_quotes(*s) +
@@ -1395,6 +1409,107 @@ void Loader::parse_audit(const Field* f) {
 }
 
 // cache: {redis: {address, db, username, password_file, timeout, connect_timeout}}
+void Loader::parse_sso(const Field* f) {
+  if (f == nullptr) return;
+  auto m = map_value(
+      *f, {"provider", "client_id", "client_secret_file", "client_auth", "cookie_secret_files",
+           "cookie_secure", "cookie_name", "session_ttl", "callback_path", "scopes",
+           "allowed_redirect_hosts", "post_logout_redirect_uri"});
+  if (!m) return;
+  SsoConfig sso;
+  sso.line = pos_of(f->value).line;
+  if (const Field* p = require(*m, "provider", "the name of an identity provider")) {
+    if (auto s = nonempty_string(*p)) {
+      if (provider_names_.count(*s) == 0) {
+        value_error(*p, "sso names unknown identity provider " + in_quotes(*s));
+      }
+      sso.provider = *s;
+    }
+  }
+  if (const Field* c = require(*m, "client_id", "the OIDC client id")) {
+    if (auto s = nonempty_string(*c)) sso.client_id = *s;
+  }
+  if (const Field* c = require(*m, "client_secret_file", "a file holding the client secret")) {
+    secret_file(*c, sso.client_secret_file, sso.client_secret);
+  }
+  if (const Field* a = m->get("client_auth")) {
+    if (auto s = scalar(*a, "client_secret_basic or client_secret_post")) {
+      if (*s == "client_secret_basic" || *s == "client_secret_post") {
+        sso.client_auth = *s;
+      } else {
+        value_error(*a, "unknown client_auth " + in_quotes(*s) +
+                            "; valid: client_secret_basic, client_secret_post");
+      }
+    }
+  }
+  if (const Field* k = require(*m, "cookie_secret_files",
+                               "a list of files, each with a 32-byte key (openssl rand -hex 32)")) {
+    for (const auto& name : string_list(*k, false)) {
+      Field item{k->key, k->key_node, k->value, k->path};
+      std::string contents;
+      const std::string resolved = resolve(name);
+      std::ifstream in(resolved, std::ios::binary);
+      std::ostringstream buffer;
+      if (in) buffer << in.rdbuf();
+      if (!in) {
+        value_error(item, "cannot read cookie secret file " + in_quotes(resolved));
+        continue;
+      }
+      if (auto key = CookieKey::from_file_contents(buffer.str()); !key) {
+        value_error(item, "cookie secret file " + in_quotes(resolved) + ": " + key.error());
+        continue;
+      }
+      sso.cookie_secret_files.push_back(resolved);
+      sso.cookie_secrets.push_back(buffer.str());
+    }
+  }
+  if (const Field* b = m->get("cookie_secure")) {
+    if (auto v = boolean(*b)) sso.cookie_secure = *v;
+  }
+  if (const Field* n = m->get("cookie_name")) {
+    if (auto s = nonempty_string(*n)) {
+      const bool ok = std::all_of(s->begin(), s->end(), [](unsigned char c) {
+        return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.';
+      });
+      if (!ok) {
+        value_error(*n, "cookie name " + in_quotes(*s) + " may use letters, digits, '-', '_', '.'");
+      } else {
+        sso.cookie_name = *s;
+      }
+    }
+  }
+  if (const Field* t = m->get("session_ttl")) {
+    if (auto v = duration(*t, true)) sso.session_ttl = *v;
+  }
+  if (const Field* c = m->get("callback_path")) {
+    if (auto s = nonempty_string(*c)) {
+      if (s->front() != '/' || s->find_first_of("?#") != std::string::npos) {
+        value_error(*c, "callback_path must be a path starting with '/'");
+      } else {
+        sso.callback_path = *s;
+      }
+    }
+  }
+  if (const Field* s = m->get("scopes")) {
+    sso.scopes = string_list(*s, false);
+    if (std::find(sso.scopes.begin(), sso.scopes.end(), "openid") == sso.scopes.end()) {
+      value_error(*s, "scopes must include openid");
+    }
+  }
+  if (const Field* h = m->get("allowed_redirect_hosts")) {
+    sso.allowed_redirect_hosts = string_list(*h, true);
+    for (const auto& entry : sso.allowed_redirect_hosts) {
+      if (auto why = RedirectGuard::entry_error(entry)) {
+        value_error(*h, "allowed_redirect_hosts entry " + in_quotes(entry) + ": " + *why);
+      }
+    }
+  }
+  if (const Field* u = m->get("post_logout_redirect_uri")) {
+    if (auto s = url(*u)) sso.post_logout_redirect_uri = *s;
+  }
+  config_.sso = std::move(sso);
+}
+
 void Loader::parse_cache(const Field* f) {
   if (f == nullptr) return;
   auto m = map_value(*f, {"redis"});
@@ -1557,9 +1672,10 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
   }
   config_.source_file = source_;
   config_.source_files.push_back(source_);
-  auto root = check_map(docs[0], "",
-                        {"server", "access_log", "listeners", "admin", "identity_providers",
-                         "upstreams", "routes", "policy_dir", "assertion", "audit", "cache"});
+  auto root =
+      check_map(docs[0], "",
+                {"server", "access_log", "listeners", "admin", "identity_providers", "upstreams",
+                 "routes", "policy_dir", "assertion", "audit", "cache", "sso"});
   if (root) {
     parse_policy_dir(root->get("policy_dir"));
     parse_assertion(root->get("assertion"));
@@ -1570,6 +1686,7 @@ ConfigLoadResult Loader::run(std::string_view yaml) {
     parse_listeners(*root);
     parse_admin(root->get("admin"));
     parse_identity_providers(root->get("identity_providers"));
+    parse_sso(root->get("sso"));
     parse_upstreams(*root);
     parse_routes(*root);
   }

@@ -282,6 +282,30 @@ class H2ServerSession final : public DownstreamConnection {
     pump_->kick();
   }
 
+  // An answer of the browser sign-in (redirects, cookies, pages).
+  void reply_sso(Stream& s, const SsoResponse& r) {
+    if (s.down_closed || s.response_started) return;
+    s.response_started = true;
+    s.ctx.status = r.status;
+    s.ctx.error_code = r.error;
+    const std::string status_text = std::to_string(r.status);
+    std::vector<nghttp2_nv> h;
+    h.push_back(nv(":status", status_text));
+    h.push_back(nv("content-type", r.content_type));
+    for (const auto& [name, value] : r.headers) h.push_back(nv(name, value));
+    h.push_back(nv("x-request-id", s.ctx.request_id));
+    s.resp_end = true;
+    if (s.method == "HEAD" || r.body.empty()) {
+      nghttp2_submit_response(session_, s.id, h.data(), h.size(), nullptr);
+    } else {
+      s.resp_buf.assign(r.body);
+      nghttp2_data_provider provider{};
+      provider.read_callback = read_response;
+      nghttp2_submit_response(session_, s.id, h.data(), h.size(), &provider);
+    }
+    pump_->kick();
+  }
+
   // The response head from the upstream, relayed with the body to follow (or not).
   void relay_response(Stream& s, int status, H2Headers& h, bool end_stream) {
     if (s.down_closed || s.response_started) return;
@@ -627,8 +651,11 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   ctx.peer_trusted = runtime.peer_is_trusted(ctx.peer);
   ctx.method = s.method;
   ctx.authority = s.authority;
-  std::string_view incoming_id, incoming_trace, authorization, content_type, grpc_timeout;
+  std::string_view incoming_id, incoming_trace, authorization, content_type, grpc_timeout, accept;
+  bool x_requested_with = false;
   for (const auto& h : s.headers) {
+    if (h.name == "accept") accept = h.value;
+    if (h.name == "x-requested-with") x_requested_with = true;
     if (h.name == "x-request-id") incoming_id = h.value;
     if (h.name == "traceparent") incoming_trace = h.value;
     if (h.name == "authorization") authorization = h.value;
@@ -711,10 +738,39 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
     co_return;
   }
 
+  // Browser sign-in: the gateway's own paths, then sessions on sso routes (src/sso).
+  SsoRequest sso_req{ctx.method, ctx.path, ctx.query,        ctx.authority, ctx.tls,
+                     {},         accept,   x_requested_with, s.is_grpc,     ctx.request_id};
+  for (const auto& h : s.headers) {
+    if (h.name == "cookie") sso_req.cookies.push_back(h.value);
+  }
+  const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  if (const SsoFlow* sso = runtime.sso.get();
+      sso && runtime.authenticator && sso->is_gateway_path(ctx.path)) {
+    ctx.decision = "none";
+    ctx.decision_reason = "sso endpoint";
+    auto r = co_await sso->handle(sso_req, *runtime.authenticator, worker_.random(), now_unix);
+    if (s.down_closed) co_return;
+    reply_sso(s, r);
+    co_return;
+  }
+
   auto local = admit(runtime, ctx);
+  if (!local && uses_session(ctx, authorization)) {
+    if (auto r = authenticate_session(runtime, ctx, sso_req, worker_.random(), now_unix)) {
+      reply_sso(s, *r);
+      co_return;
+    }
+  }
   if (!local) local = co_await authenticate(runtime, ctx, authorization, worker_.token_cache());
   if (s.down_closed) co_return;  // the client gave up while we were authenticating
   if (!local) local = authorize(runtime, ctx, worker_.revocations());
+  if (auto page = browser_denial(ctx, local, sso_req)) {
+    reply_sso(s, *page);
+    co_return;
+  }
   if (!local && worker_.audit() && worker_.audit_deny() && !worker_.audit()->accepting()) {
     local = LocalReply{503, "audit_unavailable", "the audit log cannot record this request", {}};
   }
@@ -747,6 +803,7 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
                        ctx.authority, ctx.request_id,   ctx.traceparent};
   prepare_upstream_request_headers(fields, fc);
+  if (runtime.sso) strip_gateway_cookies(fields, *runtime.sso);
   if (ctx.identity && ctx.route->identity_headers) {
     std::string_view assertion;
     if (const AssertionSigner* signer = runtime.assertion_signer.get()) {

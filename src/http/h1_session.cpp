@@ -161,6 +161,7 @@ class H1Session final : public DownstreamConnection {
   asio::awaitable<bool> reply(Exchange& ex, unsigned status, std::string_view error,
                               std::string_view message, bool keep_alive,
                               const LocalReply* local = nullptr);
+  asio::awaitable<bool> reply_sso(Exchange& ex, const SsoResponse& r, bool keep_alive);
   asio::awaitable<bool> reply_document(Exchange& ex, std::string_view content_type,
                                        std::string_view body, std::string_view cache_control,
                                        bool keep_alive);
@@ -436,12 +437,46 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
                                       "public, max-age=300", ex.client_keep_alive && !ctx.has_body);
   }
 
+  // Browser sign-in: the gateway's own paths, then sessions on sso routes (src/sso).
+  std::vector<std::string_view> cookies;
+  for (auto [it, end] = req.equal_range(http::field::cookie); it != end; ++it) {
+    cookies.push_back(it->value());
+  }
+  const SsoRequest sso_req{ctx.method,
+                           ctx.path,
+                           ctx.query,
+                           ctx.authority,
+                           ctx.tls,
+                           std::move(cookies),
+                           req[http::field::accept],
+                           req.count("x-requested-with") > 0,
+                           ex.web.has_value(),
+                           ctx.request_id};
+  const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const bool keep = ex.client_keep_alive && !ctx.has_body;
+  if (const SsoFlow* sso = ex.runtime->sso.get();
+      sso && ex.runtime->authenticator && sso->is_gateway_path(ctx.path)) {
+    ctx.decision = "none";
+    ctx.decision_reason = "sso endpoint";
+    auto r = co_await sso->handle(sso_req, *ex.runtime->authenticator, worker_.random(), now_unix);
+    co_return co_await reply_sso(ex, r, keep);
+  }
+
   auto local = admit(*ex.runtime, ctx);
+  const std::string_view authorization = req[http::field::authorization];
+  if (!local && uses_session(ctx, authorization)) {
+    if (auto r = authenticate_session(*ex.runtime, ctx, sso_req, worker_.random(), now_unix)) {
+      co_return co_await reply_sso(ex, *r, keep);
+    }
+  }
   if (!local) {
-    local = co_await authenticate(*ex.runtime, ctx, req[http::field::authorization],
-                                  worker_.token_cache());
+    local = co_await authenticate(*ex.runtime, ctx, authorization, worker_.token_cache());
   }
   if (!local) local = authorize(*ex.runtime, ctx, worker_.revocations());
+  if (auto page = browser_denial(ctx, local, sso_req))
+    co_return co_await reply_sso(ex, *page, keep);
   // With audit.on_failure: deny, nothing reaches an upstream unless it can be audited.
   if (!local && worker_.audit() && worker_.audit_deny() && !worker_.audit()->accepting()) {
     local = LocalReply{503, "audit_unavailable", "the audit log cannot record this request", {}};
@@ -732,6 +767,7 @@ std::optional<std::string> H1Session<Stream>::prepare_upstream_request(Exchange&
   ForwardingContext fc{ctx.peer,      ctx.peer_trusted, ctx.tls,
                        ctx.authority, ctx.request_id,   ctx.traceparent};
   prepare_upstream_request_headers(h, fc);
+  if (ex.runtime->sso) strip_gateway_cookies(h, *ex.runtime->sso);
   if (!ctx.identity || !ctx.route->identity_headers) return std::nullopt;
   std::string_view assertion;
   if (const AssertionSigner* signer = ex.runtime->assertion_signer.get()) {
@@ -984,6 +1020,32 @@ asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
   if (status >= 500 || status == 400 || status == 413) {
     app_log()->warn("request {} answered {} {}: {}", ex.ctx.request_id, status, error,
                     escape_for_log(message));
+  }
+  finish(ex);
+  co_return !ec && keep_alive;
+}
+
+template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::reply_sso(Exchange& ex, const SsoResponse& r,
+                                                   bool keep_alive) {
+  keep_alive = keep_alive && !worker_.draining();
+  http::response<http::string_body> res{static_cast<http::status>(r.status), ex.version};
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.insert(name, value);
+  res.set("x-request-id", ex.ctx.request_id);
+  res.body() = r.body;
+  res.prepare_payload();
+  if (ex.head) res.body().clear();
+  res.keep_alive(keep_alive);
+  ex.ctx.status = r.status;
+  ex.ctx.error_code = r.error;
+  client_deadline_ = kNever;
+  lowest().expires_after(limits_.idle_timeout);
+  auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
+  lowest().expires_never();
+  ex.ctx.bytes_out += n;
+  if (r.status >= 500) {
+    app_log()->warn("request {} answered {} {}", ex.ctx.request_id, r.status, r.error);
   }
   finish(ex);
   co_return !ec && keep_alive;

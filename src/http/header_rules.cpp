@@ -1,5 +1,7 @@
 #include "http/header_rules.hpp"
 
+#include "sso/sso_flow.hpp"
+
 #include "authn/identity.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -197,6 +199,16 @@ void set_identity_headers(boost::beast::http::fields& h, const Identity& id,
     if (!groups.empty()) h.set("X-Portcullis-Groups", groups);
   }
   if (!assertion.empty()) h.set("X-Portcullis-Assertion", assertion);
+}
+
+void strip_gateway_cookies(boost::beast::http::fields& h, const SsoFlow& sso) {
+  std::vector<std::string> kept;
+  for (auto [it, end] = h.equal_range(boost::beast::http::field::cookie); it != end; ++it) {
+    std::string rest = sso.upstream_cookie_header(it->value());
+    if (!rest.empty()) kept.push_back(std::move(rest));
+  }
+  h.erase(boost::beast::http::field::cookie);
+  for (auto& c : kept) h.insert(boost::beast::http::field::cookie, c);
 }
 
 }  // namespace portcullis

@@ -50,7 +50,8 @@ void prepare_upstream_request_headers(boost::beast::http::fields& h, const Forwa
 
 struct Identity;
 
-// Sets X-Portcullis-User (subject, else client id), X-Portcullis-Email, X-Portcullis-Groups (comma-separated;
+// Sets X-Portcullis-User (subject, else client id), X-Portcullis-Email, X-Portcullis-Groups
+// (comma-separated;
 // ',' and '%' inside a group name percent-encoded) and, when not empty,
 // X-Portcullis-Assertion. A value with control characters is left out rather than sent (the
 // signed assertion carries it exactly). Call after prepare_upstream_request_headers(), which
@@ -60,5 +61,11 @@ void set_identity_headers(boost::beast::http::fields& h, const Identity& id,
 
 // Prepares an upstream response's headers for the client: hop-by-hop removed.
 void prepare_downstream_response_headers(boost::beast::http::fields& h);
+
+class SsoFlow;
+
+// Removes the gateway's own cookies (browser session, pre-login) from the request's Cookie
+// headers before it goes upstream; a header left empty is removed.
+void strip_gateway_cookies(boost::beast::http::fields& h, const SsoFlow& sso);
 
 }  // namespace portcullis

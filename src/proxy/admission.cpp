@@ -36,7 +36,9 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
   switch (route.auth) {
     case AuthMode::public_access:
     case AuthMode::bearer:
-      break;  // decided by authenticate() and authorize(); "none" until then
+    case AuthMode::sso:
+    case AuthMode::bearer_or_sso:
+      break;  // decided by authenticate[_session]() and authorize(); "none" until then
     default:
       // The config loader refuses other modes in this build; deny by default regardless.
       ctx.decision = "deny";
@@ -54,7 +56,10 @@ LocalReply admit(const Runtime& runtime, RequestContext& ctx) {
 boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestContext& ctx,
                                                 std::string_view authorization, TokenCache& cache) {
   if (ctx.route == nullptr || ctx.route->auth == AuthMode::public_access) co_return LocalReply{};
-  if (ctx.route->auth != AuthMode::bearer || !runtime.authenticator) {
+  if (ctx.identity) co_return LocalReply{};  // a browser session (authenticate_session)
+  const bool bearer = ctx.route->auth == AuthMode::bearer ||
+                      (ctx.route->auth == AuthMode::bearer_or_sso && !authorization.empty());
+  if (!bearer || !runtime.authenticator) {
     ctx.decision = "deny";
     ctx.decision_reason = "no authenticator";
     co_return LocalReply{503, "unavailable", "authentication is not configured"};
@@ -75,6 +80,43 @@ boost::asio::awaitable<LocalReply> authenticate(const Runtime& runtime, RequestC
   }
   ctx.identity = std::move(identity.value());
   co_return LocalReply{};
+}
+
+bool uses_session(const RequestContext& ctx, std::string_view authorization) {
+  if (ctx.route == nullptr) return false;
+  return ctx.route->auth == AuthMode::sso ||
+         (ctx.route->auth == AuthMode::bearer_or_sso && authorization.empty());
+}
+
+std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestContext& ctx,
+                                                const SsoRequest& request, RandomSource& random,
+                                                std::int64_t now) {
+  if (!runtime.sso || !runtime.authenticator) {
+    ctx.decision = "deny";
+    ctx.decision_reason = "no sso";
+    SsoResponse r;
+    r.status = 503;
+    r.error = "unavailable";
+    r.content_type = "application/json";
+    r.body = error_body(503, "unavailable", "browser sign-in is not configured", ctx.request_id);
+    return r;
+  }
+  if (auto identity = runtime.sso->session(request, now)) {
+    ctx.identity = std::move(identity);
+    return std::nullopt;
+  }
+  ctx.decision = "deny";
+  ctx.decision_reason = "no session";
+  return runtime.sso->challenge(request, runtime.authenticator->sso_provider_status(), random, now);
+}
+
+std::optional<SsoResponse> browser_denial(const RequestContext& ctx, const LocalReply& reply,
+                                          const SsoRequest& request) {
+  if (reply.status != 403 || !ctx.identity || ctx.identity->method != "sso" ||
+      !SsoFlow::is_browser_navigation(request)) {
+    return std::nullopt;
+  }
+  return SsoFlow::denied(ctx.identity.get(), ctx.request_id, reply.rule);
 }
 
 LocalReply authorize(const Runtime& runtime, RequestContext& ctx, RevocationView* revocations) {

@@ -5,11 +5,13 @@
 // RequestContext and either forwards or answers with the LocalReply.
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "proxy/request_context.hpp"
 #include "proxy/runtime.hpp"
+#include "sso/sso_flow.hpp"
 
 namespace portcullis {
 
@@ -28,6 +30,22 @@ struct LocalReply {
 LocalReply admit(const Runtime& runtime, RequestContext& ctx);
 
 class TokenCache;
+class RandomSource;
+
+// Browser sessions run before authenticate(): a route with `auth: sso`, or `bearer_or_sso`
+// without an Authorization header, takes its identity from the session cookie.
+bool uses_session(const RequestContext& ctx, std::string_view authorization);
+
+// Sets ctx.identity from a valid session, or returns what to send instead (302 to the IdP for
+// a browser navigation, 401 login_required otherwise). Needs runtime.sso (config.sso).
+std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestContext& ctx,
+                                                const SsoRequest& request, RandomSource& random,
+                                                std::int64_t now);
+
+// The access-denied HTML page instead of JSON when a browser's session identity was refused
+// by the policy (403); nothing otherwise.
+std::optional<SsoResponse> browser_denial(const RequestContext& ctx, const LocalReply& reply,
+                                          const SsoRequest& request);
 
 // The identity stage, after admit(): proves the caller for routes that need it (bearer) and
 // records the decision. Never allows on error: every failure is a LocalReply.

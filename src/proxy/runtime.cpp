@@ -3,6 +3,7 @@
 #include "authn/authenticator.hpp"
 #include "authz/assertion_keys.hpp"
 #include "http/tls_context.hpp"
+#include "sso/sso_flow.hpp"
 
 #include <map>
 
@@ -53,6 +54,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> conf
   if (authn && !rt->config->identity_providers.empty()) {
     rt->authenticator = Authenticator::build(*rt->config, *authn, generation);
   }
+  if (rt->config->sso) rt->sso = std::make_shared<const SsoFlow>(*rt->config->sso);
   if (assertion_keys) rt->assertion_signer = assertion_keys->signer_for(rt->config->assertion);
   return rt;
 }

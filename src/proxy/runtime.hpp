@@ -21,6 +21,7 @@ class AssertionKeys;
 class AssertionSigner;
 class Authenticator;
 class AuthnServices;
+class SsoFlow;
 }  // namespace portcullis
 
 namespace portcullis {
@@ -48,6 +49,7 @@ struct Runtime {
   RouteMetrics* unmatched_metrics = nullptr;
   std::shared_ptr<const Authenticator> authenticator;       // null when no identity providers
   std::shared_ptr<const AssertionSigner> assertion_signer;  // null: no X-Portcullis-Assertion
+  std::shared_ptr<const SsoFlow> sso;                       // null without config.sso
 
   // Throws std::runtime_error when an identity provider or the assertion key cannot be set
   // up (start-up, reload). Null services leave that part out (tests, tools).

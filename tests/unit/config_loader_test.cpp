@@ -663,6 +663,17 @@ const ErrorCase kErrorCases[] = {
                      "    endpoints: ['127.0.0.1:9000']\n"
                      "    timeouts: {ping_timeout: 0s}\n" VALID_ROUTES,
      6, 30, "must be greater than 0"},
+    {"sso with an unknown provider and a cookie secret that is not a key",
+     VALID "sso: {provider: nope, client_id: c, client_secret_file: certs/garbage.pem, "
+           "cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 17, "sso names unknown identity provider 'nope'"},
+    {"cookie secret that is not a key",
+     VALID "sso: {provider: nope, client_id: c, client_secret_file: certs/garbage.pem, "
+           "cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 97, "garbage.pem'"},
+    {"sso route without the sso section",
+     VALID_LISTENERS VALID_UPSTREAMS "routes: [{name: r, match: {}, upstream: app, auth: sso}]\n",
+     3, 52, "auth mode 'sso' needs the top-level sso section"},
     {"unknown protocol",
      VALID_LISTENERS "upstreams:\n"
                      "  - name: app\n"
@@ -760,7 +771,8 @@ TEST_F(ConfigLoaderTest, ReportsEveryErrorAtOnceInFileOrder) {
   }
   EXPECT_NE(r.errors[0].message.find("needs a unit"), std::string::npos);
   EXPECT_NE(r.errors[2].message.find("unknown key 'typo'"), std::string::npos);
-  EXPECT_NE(r.errors[6].message.find("auth mode 'sso' is not available"), std::string::npos);
+  EXPECT_NE(r.errors[6].message.find("auth mode 'sso' needs the top-level sso section"),
+            std::string::npos);
 }
 
 TEST_F(ConfigLoaderTest, SyntaxErrorIsASingleError) {
