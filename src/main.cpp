@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/audit_command.hpp"
+#include "cli/login_command.hpp"
 #include "cli/policy_commands.hpp"
 #include "cli/revoke_command.hpp"
 #include "cli/token_inspect.hpp"
@@ -42,6 +43,8 @@ constexpr std::string_view kUsage =
     "               [--format jsonl|csv] FILE|DIR...   records for auditors\n"
     "  revoke --config FILE (--subject S | --token-id JTI | --session ID) [--ttl D]\n"
     "                             deny an identity on every gateway sharing cache.redis\n"
+    "  login --issuer URL --client-id ID [--scope S] [--resource R] [--output FILE]\n"
+    "                             get a token for bearer routes (device authorization grant)\n"
     "  token inspect [--config FILE] TOKEN\n"
     "                             decode a bearer token and verify it as the gateway would\n"
     "  version                    print the version\n"
@@ -180,6 +183,7 @@ int main(int argc, char** argv) {
   }
   if (command == "audit") return portcullis::run_audit(rest);
   if (command == "revoke") return portcullis::run_revoke(rest);
+  if (command == "login") return portcullis::run_login(rest);
   if (command == "token") {
     if (rest.empty() || rest[0] != "inspect") {
       return usage_error("usage: portcullis token inspect [--config FILE] TOKEN", kUsage);

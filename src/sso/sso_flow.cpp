@@ -12,6 +12,7 @@
 #include "authn/authenticator.hpp"
 #include "authn/base64url.hpp"
 #include "core/sha256.hpp"
+#include "net/form_encoding.hpp"
 
 namespace portcullis {
 namespace json = boost::json;
@@ -34,47 +35,6 @@ std::string random_token(RandomSource& random, std::size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   random.fill(std::span<std::uint8_t>(buf.data(), buf.size()));
   return base64url_encode(std::span<const unsigned char>(buf.data(), buf.size()));
-}
-
-// application/x-www-form-urlencoded and query components: unreserved kept, the rest %XX.
-std::string form_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string form_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-               hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 // The first value of `name` in a query string (decoded), or nothing.
@@ -419,8 +379,10 @@ boost::asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req,
     co_return error_response(req, 502, "idp_token_exchange_failed",
                              "the identity provider's answer has no ID token");
   }
-  auto identity =
-      co_await auth.verify_id_token(id_token->get_string(), login_field(login, "nonce"));
+  // Arguments are named, never temporaries inside co_await: GCC 12 destroys those twice.
+  const std::string nonce = login_field(login, "nonce");
+  const std::string raw_id_token(id_token->get_string());
+  auto identity = co_await auth.verify_id_token(raw_id_token, nonce);
   if (!identity) {
     co_return error_response(req, 401, "id_token_invalid",
                              "the ID token was refused: " + identity.error());
