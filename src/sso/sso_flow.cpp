@@ -409,9 +409,10 @@ boost::asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req,
   r.content_type = kHtml;
   r.body = page("Signed in", "Returning to the page you asked for.",
                 {{"request-id", std::string(req.request_id)}});
-  std::string target = login_field(login, "return");
-  if (target.empty()) target = "/";
-  r.headers.emplace_back("location", std::move(target));
+  // The return address was checked (or built from our own normalized path) when the login
+  // started; check it again, so no path to an open redirect exists even if that changes.
+  auto target = guard_.check(login_field(login, "return"), req.tls ? "https" : "http", req.host);
+  r.headers.emplace_back("location", target ? std::move(*target) : std::string("/"));
   r.headers.emplace_back("cache-control", "no-store");
   const auto max_age = session_exp - now;
   for (const auto& [name, value] : *chunks) {
