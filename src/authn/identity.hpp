@@ -22,9 +22,11 @@ struct Identity {
   std::vector<std::string> groups;
   std::vector<std::string> scopes;
   std::string client_id;
-  std::string token_id;                               // "jti" when present
-  std::int64_t expires_at = 0;                        // seconds since the Unix epoch
-  std::string method;                                 // "jwt" | "introspection"
+  std::string token_id;         // "jti" when present
+  std::int64_t expires_at = 0;  // seconds since the Unix epoch
+  std::string
+      session_id;      // browser sessions: the session's random id (portcullis revoke --session)
+  std::string method;  // "jwt" | "introspection"
   std::shared_ptr<const boost::json::object> claims;  // all verified claims
 
   bool has_scope(std::string_view s) const;

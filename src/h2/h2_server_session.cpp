@@ -759,7 +759,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
 
   auto local = admit(runtime, ctx);
   if (!local && uses_session(ctx, authorization)) {
-    if (auto r = authenticate_session(runtime, ctx, sso_req, worker_.random(), now_unix)) {
+    if (auto r = authenticate_session(runtime, ctx, sso_req, worker_.random(), now_unix,
+                                      worker_.revocations())) {
       reply_sso(s, *r);
       co_return;
     }

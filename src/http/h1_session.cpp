@@ -467,7 +467,8 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
   auto local = admit(*ex.runtime, ctx);
   const std::string_view authorization = req[http::field::authorization];
   if (!local && uses_session(ctx, authorization)) {
-    if (auto r = authenticate_session(*ex.runtime, ctx, sso_req, worker_.random(), now_unix)) {
+    if (auto r = authenticate_session(*ex.runtime, ctx, sso_req, worker_.random(), now_unix,
+                                      worker_.revocations())) {
       co_return co_await reply_sso(ex, *r, keep);
     }
   }

@@ -90,7 +90,7 @@ bool uses_session(const RequestContext& ctx, std::string_view authorization) {
 
 std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestContext& ctx,
                                                 const SsoRequest& request, RandomSource& random,
-                                                std::int64_t now) {
+                                                std::int64_t now, RevocationView* revocations) {
   if (!runtime.sso || !runtime.authenticator) {
     ctx.decision = "deny";
     ctx.decision_reason = "no sso";
@@ -101,12 +101,16 @@ std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestC
     r.body = error_body(503, "unavailable", "browser sign-in is not configured", ctx.request_id);
     return r;
   }
-  if (auto identity = runtime.sso->session(request, now)) {
+  auto identity = runtime.sso->session(request, now);
+  const auto revoked = identity && revocations
+                           ? revocations->is_revoked(identity.get(), identity->session_id)
+                           : std::nullopt;
+  if (identity && !revoked) {
     ctx.identity = std::move(identity);
     return std::nullopt;
   }
   ctx.decision = "deny";
-  ctx.decision_reason = "no session";
+  ctx.decision_reason = revoked ? revoked->reason : std::string_view("no session");
   return runtime.sso->challenge(request, runtime.authenticator->sso_provider_status(), random, now);
 }
 
@@ -122,7 +126,7 @@ std::optional<SsoResponse> browser_denial(const RequestContext& ctx, const Local
 LocalReply authorize(const Runtime& runtime, RequestContext& ctx, RevocationView* revocations) {
   const RouteConfig& route = *ctx.route;
   if (revocations && ctx.identity) {
-    if (auto hit = revocations->is_revoked(ctx.identity.get())) {
+    if (auto hit = revocations->is_revoked(ctx.identity.get(), ctx.identity->session_id)) {
       ctx.decision = "deny";
       ctx.decision_reason = hit->reason;
       runtime.route_policy_metrics[ctx.route_index].deny->inc();

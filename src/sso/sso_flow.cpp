@@ -199,6 +199,7 @@ std::shared_ptr<const Identity> SsoFlow::session(const SsoRequest& req, std::int
   if (const auto* e = claims->if_contains("session_exp"); e && e->is_int64()) {
     identity->expires_at = e->get_int64();
   }
+  identity->session_id = str("sid");
   identity->method = "sso";
   identity->claims = std::move(claims);
   if (identity->subject.empty()) return nullptr;
@@ -390,7 +391,8 @@ boost::asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req,
   const std::int64_t session_exp =
       now + std::chrono::duration_cast<std::chrono::seconds>(config_.session_ttl).count();
   const Identity& id = **identity;
-  json::object session{{"provider", id.provider},
+  json::object session{{"sid", random_token(random, 16)},
+                       {"provider", id.provider},
                        {"iss", id.issuer},
                        {"sub", id.subject},
                        {"email", id.email},
@@ -471,6 +473,7 @@ SsoResponse SsoFlow::userinfo(const SsoRequest& req, std::int64_t now) const {
                                         {"groups", to_json(identity->groups)},
                                         {"issuer", identity->issuer},
                                         {"provider", identity->provider},
+                                        {"session_id", identity->session_id},
                                         {"session_expires_at", identity->expires_at}}) +
            "\n";
   r.headers.emplace_back("cache-control", "no-store");
