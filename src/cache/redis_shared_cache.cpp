@@ -1,5 +1,7 @@
 #include "cache/redis_shared_cache.hpp"
 
+#include "cache/revocation_sync.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -61,6 +63,17 @@ void RedisSharedCache::put(std::string key, std::string value, std::chrono::mill
                                        }
                                      });
              });
+}
+
+void RedisSharedCache::publish_revocation(Revocation r) {
+  asio::post(control_, [self = shared_from_this(), r = std::move(r)] {
+    const auto until = std::chrono::duration_cast<std::chrono::seconds>(r.until.time_since_epoch());
+    self->client_.command(
+        {"HSET", std::string(kRevocationsKey), revocation_field(r), std::to_string(until.count())},
+        [](RedisResult) {});
+    self->client_.command({"PUBLISH", std::string(kRevocationsChannel), encode_revocation(r)},
+                          [](RedisResult) {});
+  });
 }
 
 RedisSharedCache::Stats RedisSharedCache::stats() const {

@@ -14,6 +14,7 @@
 
 #include "admin/metrics.hpp"
 #include "cache/redis_client.hpp"
+#include "cache/revocations.hpp"
 #include "cache/shared_cache.hpp"
 
 namespace portcullis {
@@ -33,6 +34,9 @@ class RedisSharedCache final : public SharedCache,
 
   boost::asio::awaitable<std::optional<std::string>> get(std::string key) override;
   void put(std::string key, std::string value, std::chrono::milliseconds ttl) override;
+  // Records a revocation for every replica, as `portcullis revoke` does (HSET into the
+  // revocations hash, then PUBLISH); fire and forget, from any thread.
+  void publish_revocation(Revocation r);
   Stats stats() const;
   const Histogram& round_trip() const { return round_trip_; }  // GET/SET answered in time
 

@@ -751,7 +751,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
       sso && runtime.authenticator && sso->is_gateway_path(ctx.path)) {
     ctx.decision = "none";
     ctx.decision_reason = "sso endpoint";
-    auto r = co_await sso->handle(sso_req, *runtime.authenticator, worker_.random(), now_unix);
+    auto r = co_await sso->handle(sso_req, *runtime.authenticator, worker_.random(), now_unix,
+                                  worker_.session_revoker());
     if (s.down_closed) co_return;
     reply_sso(s, r);
     co_return;

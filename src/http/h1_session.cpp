@@ -460,7 +460,8 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
       sso && ex.runtime->authenticator && sso->is_gateway_path(ctx.path)) {
     ctx.decision = "none";
     ctx.decision_reason = "sso endpoint";
-    auto r = co_await sso->handle(sso_req, *ex.runtime->authenticator, worker_.random(), now_unix);
+    auto r = co_await sso->handle(sso_req, *ex.runtime->authenticator, worker_.random(), now_unix,
+                                  worker_.session_revoker());
     co_return co_await reply_sso(ex, r, keep);
   }
 

@@ -294,9 +294,10 @@ SsoResponse SsoFlow::start_login(const SsoRequest& req, const KeyStoreStatus& id
 
 boost::asio::awaitable<SsoResponse> SsoFlow::handle(const SsoRequest& req,
                                                     const Authenticator& auth, RandomSource& random,
-                                                    std::int64_t now) const {
+                                                    std::int64_t now,
+                                                    SessionRevoker* revoker) const {
   if (req.path == config_.callback_path) co_return co_await callback(req, auth, random, now);
-  if (req.path == kLogoutPath) co_return logout(req, auth.sso_provider_status());
+  if (req.path == kLogoutPath) co_return logout(req, auth.sso_provider_status(), now, revoker);
   if (req.path == kUserinfoPath) co_return userinfo(req, now);
   // kLoginPath: an explicit sign-in, then back to `rd` when it is safe.
   std::string return_url = "/";
@@ -430,7 +431,13 @@ boost::asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req,
   co_return r;
 }
 
-SsoResponse SsoFlow::logout(const SsoRequest& req, const KeyStoreStatus& idp) const {
+SsoResponse SsoFlow::logout(const SsoRequest& req, const KeyStoreStatus& idp, std::int64_t now,
+                            SessionRevoker* revoker) const {
+  if (revoker) {
+    if (auto identity = session(req, now); identity && !identity->session_id.empty()) {
+      revoker->revoke_session(identity->session_id, identity->expires_at);
+    }
+  }
   SsoResponse r;
   for (auto& h : clear_stale_chunks(config_.effective_cookie_name(), 0, kMaxCookieChunks,
                                     cookie_attributes(0))) {

@@ -38,6 +38,16 @@ namespace portcullis {
 
 class Authenticator;
 
+// Ends a browser session everywhere (the replicas' shared revocations in Redis). The gateway
+// gives one to SsoFlow::handle() when cache.redis is configured, so that logout also revokes
+// the session id: a copy of the cookie then stops working on every replica, not only in the
+// browser that logged out.
+class SessionRevoker {
+ public:
+  virtual ~SessionRevoker() = default;
+  virtual void revoke_session(const std::string& session_id, std::int64_t until_unix) = 0;
+};
+
 // What SsoFlow needs to know about a request (views into the codec's request).
 struct SsoRequest {
   std::string_view method;
@@ -81,7 +91,8 @@ class SsoFlow {
                         std::int64_t now) const;
 
   boost::asio::awaitable<SsoResponse> handle(const SsoRequest& req, const Authenticator& auth,
-                                             RandomSource& random, std::int64_t now) const;
+                                             RandomSource& random, std::int64_t now,
+                                             SessionRevoker* revoker = nullptr) const;
 
   // 403 page for a browser whose session identity the policy denied. `rule` is shown only
   // when not empty (routes with show_deny_reason).
@@ -100,7 +111,8 @@ class SsoFlow {
                           std::int64_t now, std::string return_url) const;
   boost::asio::awaitable<SsoResponse> callback(const SsoRequest& req, const Authenticator& auth,
                                                RandomSource& random, std::int64_t now) const;
-  SsoResponse logout(const SsoRequest& req, const KeyStoreStatus& idp) const;
+  SsoResponse logout(const SsoRequest& req, const KeyStoreStatus& idp, std::int64_t now,
+                     SessionRevoker* revoker) const;
   SsoResponse userinfo(const SsoRequest& req, std::int64_t now) const;
   SsoResponse error_response(const SsoRequest& req, unsigned status, std::string_view error,
                              std::string_view message) const;

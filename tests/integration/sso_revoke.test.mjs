@@ -4,7 +4,8 @@
 // share one Redis and one cookie key; alice signs in on one (headless Chromium, real IdP), her
 // cookie works on both, then is refused on both after the revocation: an API call gets 401
 // login_required and a navigation goes back to the IdP, while a fresh sign-in (a new session
-// id) works again.
+// id) works again. Logout on one gateway revokes the session id too, so a copy of the cookie
+// stops working on both.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -17,7 +18,7 @@ import { startProvider } from '../support/oidc/client.mjs';
 import { launchBrowser, signIn } from '../support/browser.mjs';
 import { startRedis } from '../support/redis.mjs';
 import {
-  CALLBACK_PATH, USERINFO_PATH, NAV_ACCEPT, JSON_ACCEPT, writeCookieKey, ssoSection,
+  CALLBACK_PATH, USERINFO_PATH, LOGOUT_PATH, NAV_ACCEPT, JSON_ACCEPT, writeCookieKey, ssoSection,
   ssoGatewayConfig, gwRequest, assertLoginRequired,
 } from '../support/sso.mjs';
 
@@ -108,6 +109,23 @@ describe('SSO sessions revoked through Redis', { timeout: 120_000 }, () => {
     for (const { port } of gws) {
       const r = await gwRequest({ port, path: '/app/api', accept: JSON_ACCEPT, cookie: second.cookie });
       assert.equal(r.status, 200, `new session on ${port}: ${r.status}`);
+    }
+  });
+
+  test('logout revokes the session id: a copy of the cookie stops working on every gateway', async () => {
+    const s = await signInAlice();
+    for (const { port } of gws) {
+      const r = await gwRequest({ port, path: '/app/api', accept: JSON_ACCEPT, cookie: s.cookie });
+      assert.equal(r.status, 200, `before logout on ${port}`);
+    }
+    // The browser logs out on gateway 1; an attacker kept a copy of the cookie.
+    const out = await gwRequest({ port: gws[1].port, path: LOGOUT_PATH, accept: NAV_ACCEPT, cookie: s.cookie });
+    assert.ok(out.status === 302 || out.status === 200, `logout: ${out.status}`);
+    for (const { port } of gws) {
+      await eventually(async () => {
+        const r = await gwRequest({ port, path: '/app/api', accept: JSON_ACCEPT, cookie: s.cookie });
+        return r.status === 401 ? r : null;
+      }, { timeoutMs: 5000, message: `the logged-out session is refused on ${port}` });
     }
   });
 
