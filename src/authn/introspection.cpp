@@ -1,5 +1,7 @@
 #include "authn/introspection.hpp"
 
+#include "net/form_encoding.hpp"
+
 #include "cache/cache_metrics.hpp"
 #include "core/sha256.hpp"
 
@@ -34,38 +36,6 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 using FetchOutcome = Expected<HttpResult, std::string>;
 using Outcome = Expected<IntrospectionResult, IntrospectionError>;
-
-// application/x-www-form-urlencoded (WHATWG URL, as RFC 6749 2.3.1 asks for the Basic
-// credentials too): alphanumerics and "*-._" stay, space is '+', every other byte is %XX.
-std::string form_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() * 3);
-  for (unsigned char c : s) {
-    const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '*' || c == '-' || c == '.' || c == '_';
-    if (keep) {
-      out.push_back(static_cast<char>(c));
-    } else if (c == ' ') {
-      out.push_back('+');
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
-
-// Standard base64 with padding (RFC 4648 section 4), as HTTP Basic uses it.
-std::string base64_encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return out;
-}
 
 void append_field(std::string& out, std::string_view field) {
   const std::uint64_t n = field.size();

@@ -741,12 +741,15 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   // Browser sign-in: the gateway's own paths, then sessions on sso routes (src/sso).
   SsoRequest sso_req{ctx.method, ctx.path, ctx.query,        ctx.authority, ctx.tls,
                      {},         accept,   x_requested_with, s.is_grpc,     ctx.request_id};
+  // Without an sso section nothing here is used: no cookie list, no clock read.
+  const bool sso_on = runtime.sso != nullptr;
   for (const auto& h : s.headers) {
-    if (h.name == "cookie") sso_req.cookies.push_back(h.value);
+    if (sso_on && h.name == "cookie") sso_req.cookies.push_back(h.value);
   }
-  const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+  const auto now_unix = sso_on ? std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count()
+                               : std::int64_t{0};
   if (const SsoFlow* sso = runtime.sso.get();
       sso && runtime.authenticator && sso->is_gateway_path(ctx.path)) {
     ctx.decision = "none";

@@ -437,9 +437,11 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
                                       "public, max-age=300", ex.client_keep_alive && !ctx.has_body);
   }
 
-  // Browser sign-in: the gateway's own paths, then sessions on sso routes (src/sso).
+  // Browser sign-in: the gateway's own paths, then sessions on sso routes (src/sso). Without an
+  // sso section nothing here is used: no cookie list, no clock read.
+  const bool sso_on = ex.runtime->sso != nullptr;
   std::vector<std::string_view> cookies;
-  for (auto [it, end] = req.equal_range(http::field::cookie); it != end; ++it) {
+  for (auto [it, end] = req.equal_range(http::field::cookie); sso_on && it != end; ++it) {
     cookies.push_back(it->value());
   }
   const SsoRequest sso_req{ctx.method,
@@ -452,9 +454,10 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
                            req.count("x-requested-with") > 0,
                            ex.web.has_value(),
                            ctx.request_id};
-  const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+  const auto now_unix = sso_on ? std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count()
+                               : std::int64_t{0};
   const bool keep = ex.client_keep_alive && !ctx.has_body;
   if (const SsoFlow* sso = ex.runtime->sso.get();
       sso && ex.runtime->authenticator && sso->is_gateway_path(ctx.path)) {

@@ -1,5 +1,7 @@
 #include "net/form_encoding.hpp"
 
+#include <openssl/evp.h>
+
 #include <cctype>
 
 namespace portcullis {
@@ -18,14 +20,18 @@ int hex_value(char c) {
 std::string form_encode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
-  out.reserve(s.size());
+  out.reserve(s.size() * 3);
   for (unsigned char c : s) {
-    if (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+    const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '*' || c == '-' || c == '.' || c == '_';
+    if (keep) {
       out.push_back(static_cast<char>(c));
+    } else if (c == ' ') {
+      out.push_back('+');
     } else {
       out.push_back('%');
       out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      out.push_back(kHex[c & 0xF]);
     }
   }
   return out;
@@ -45,6 +51,15 @@ std::string form_decode(std::string_view s) {
       out.push_back(s[i]);
     }
   }
+  return out;
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
   return out;
 }
 

@@ -25,12 +25,6 @@ constexpr std::string_view kLoginPurpose = "login";
 constexpr std::string_view kHtml = "text/html; charset=utf-8";
 constexpr std::string_view kJson = "application/json";
 
-// open() draws no randomness; sealing always gets the worker's RandomSource.
-class NullRandom final : public RandomSource {
- public:
-  void fill(std::span<std::uint8_t> out) override { std::fill(out.begin(), out.end(), 0); }
-};
-
 std::string random_token(RandomSource& random, std::size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   random.fill(std::span<std::uint8_t>(buf.data(), buf.size()));
@@ -133,6 +127,10 @@ json::array to_json(const std::vector<std::string>& v) {
 
 }  // namespace
 
+void SsoFlow::NoRandom::fill(std::span<std::uint8_t> out) {
+  std::fill(out.begin(), out.end(), std::uint8_t{0});
+}
+
 SsoFlow::SsoFlow(const SsoConfig& config) : config_(config), guard_(config.allowed_redirect_hosts) {
   for (const auto& contents : config.cookie_secrets) {
     auto key = CookieKey::from_file_contents(contents);
@@ -140,6 +138,7 @@ SsoFlow::SsoFlow(const SsoConfig& config) : config_(config), guard_(config.allow
     keys_.push_back(*key);
   }
   if (keys_.empty()) throw std::runtime_error("sso: no cookie secret");
+  opener_ = std::make_unique<CookieSealer>(keys_, no_random_);
 }
 
 bool SsoFlow::is_gateway_path(std::string_view path) const {
@@ -174,9 +173,7 @@ std::string SsoFlow::redirect_uri(const SsoRequest& req) const {
 std::shared_ptr<const Identity> SsoFlow::session(const SsoRequest& req, std::int64_t now) const {
   auto joined = join_cookie(config_.effective_cookie_name(), req.cookies);
   if (!joined || joined->chunks == 0) return nullptr;
-  NullRandom unused;
-  CookieSealer sealer(keys_, unused);
-  auto plain = sealer.open(joined->value, kSessionPurpose, now);
+  auto plain = opener_->open(joined->value, kSessionPurpose, now);
   if (!plain) return nullptr;
   boost::system::error_code ec;
   json::value doc = json::parse(*plain, ec);
@@ -321,9 +318,7 @@ boost::asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req,
   for (std::string_view header : req.cookies) {
     for (const auto& [name, value] : parse_cookie_header(header)) {
       if (name != login_cookie_name()) continue;
-      NullRandom unused;
-      CookieSealer sealer(keys_, unused);
-      auto plain = sealer.open(value, kLoginPurpose, now);
+      auto plain = opener_->open(value, kLoginPurpose, now);
       if (!plain) continue;
       boost::system::error_code ec;
       auto doc = json::parse(*plain, ec);
@@ -360,11 +355,7 @@ boost::asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req,
   } else {  // RFC 6749 2.3.1: form-encoded id and secret, then Basic
     const std::string credentials =
         form_encode(config_.client_id) + ':' + form_encode(config_.client_secret);
-    std::string b64 = base64url_encode(credentials);
-    std::replace(b64.begin(), b64.end(), '-', '+');
-    std::replace(b64.begin(), b64.end(), '_', '/');
-    while (b64.size() % 4 != 0) b64 += '=';
-    exchange.headers.emplace_back("authorization", "Basic " + b64);
+    exchange.headers.emplace_back("authorization", "Basic " + base64_encode(credentials));
   }
   auto response = co_await auth.sso_fetch(std::move(exchange));
   if (!response || response->status != 200) {

@@ -21,6 +21,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -120,8 +121,17 @@ class SsoFlow {
   std::string login_cookie_name() const;
   std::string redirect_uri(const SsoRequest& req) const;
 
+  // open() draws no randomness, so one opener serves every worker (open() only reads);
+  // sealing builds a sealer with the worker's RandomSource.
+  class NoRandom final : public RandomSource {
+   public:
+    void fill(std::span<std::uint8_t> out) override;
+  };
+
   SsoConfig config_;
   std::vector<CookieKey> keys_;
+  NoRandom no_random_;
+  std::unique_ptr<CookieSealer> opener_;
   RedirectGuard guard_;
 };
 

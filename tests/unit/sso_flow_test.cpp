@@ -101,7 +101,7 @@ TEST(SsoFlow, ChallengeSendsABrowserToTheIdpWithPkceStateAndNonce) {
   const std::string location = header(r, "location");
   EXPECT_EQ(location.rfind("https://idp.example/auth?response_type=code&client_id=portcullis-sso"
                            "&redirect_uri=https%3A%2F%2Fgw.example%2F.portcullis%2Fcallback"
-                           "&scope=openid%20email%20profile&state=",
+                           "&scope=openid+email+profile&state=",
                            0),
             0u)
       << location;
