@@ -11,12 +11,8 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
-#include <vector>
 
 #include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -25,24 +21,15 @@
 #include <boost/json/serialize.hpp>
 
 #include "authn/base64url.hpp"
+#include "authn/jws_sign.hpp"
 
 namespace portcullis {
 namespace {
 
-constexpr int kCoordBytes = 32;  // P-256 field size
-
 struct BioDeleter {
   void operator()(BIO* b) const noexcept { BIO_free(b); }
 };
-struct BnDeleter {
-  void operator()(BIGNUM* b) const noexcept { BN_free(b); }
-};
-struct EcdsaSigDeleter {
-  void operator()(ECDSA_SIG* s) const noexcept { ECDSA_SIG_free(s); }
-};
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter>;
 
 std::string openssl_error() {
   const unsigned long code = ERR_get_error();
@@ -59,31 +46,6 @@ std::string openssl_error() {
 
 std::string sys_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
-}
-
-// Never prompt on a terminal for an encrypted key: refuse it instead.
-int no_passphrase(char*, int, int, void*) {
-  return -1;
-}
-
-std::string coordinate(EVP_PKEY* key, const char* name) {
-  BIGNUM* raw = nullptr;
-  if (EVP_PKEY_get_bn_param(key, name, &raw) != 1) fail("cannot read the public key");
-  BnPtr bn(raw);
-  std::array<unsigned char, kCoordBytes> out{};
-  if (BN_bn2binpad(bn.get(), out.data(), kCoordBytes) != kCoordBytes)
-    fail("public key coordinate out of range");
-  return base64url_encode(std::span<const unsigned char>(out));
-}
-
-bool is_p256(EVP_PKEY* key) {
-  if (EVP_PKEY_is_a(key, "EC") != 1) return false;
-  std::array<char, 64> group{};
-  std::size_t len = 0;
-  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(),
-                                     &len) != 1)
-    return false;
-  return std::string_view(group.data(), len) == "prime256v1";
 }
 
 // Reads a key file that must be private to its owner. Returns false when it does not exist.
@@ -155,50 +117,16 @@ void write_private_file_atomically(const std::string& path, const std::string& d
   }
 }
 
-// DER ECDSA-Sig-Value -> JOSE r||s, each left-padded to 32 bytes (RFC 7518 3.4).
-bool der_to_raw(const unsigned char* der, std::size_t len,
-                std::array<unsigned char, 2 * kCoordBytes>& raw) {
-  const unsigned char* p = der;
-  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)));
-  if (!sig) return false;
-  const BIGNUM* r = nullptr;
-  const BIGNUM* s = nullptr;
-  ECDSA_SIG_get0(sig.get(), &r, &s);
-  return BN_bn2binpad(r, raw.data(), kCoordBytes) == kCoordBytes &&
-         BN_bn2binpad(s, raw.data() + kCoordBytes, kCoordBytes) == kCoordBytes;
-}
-
 }  // namespace
 
-std::string ec_jwk_thumbprint(std::string_view crv, std::string_view x_b64,
-                              std::string_view y_b64) {
-  // RFC 7638 3.2: required members only, lexicographic order, no whitespace.
-  std::string canonical = "{\"crv\":\"";
-  canonical.append(crv).append("\",\"kty\":\"EC\",\"x\":\"");
-  canonical.append(x_b64).append("\",\"y\":\"").append(y_b64).append("\"}");
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int len = 0;
-  if (EVP_Digest(canonical.data(), canonical.size(), digest.data(), &len, EVP_sha256(), nullptr) !=
-      1)
-    fail("SHA-256 failed: " + openssl_error());
-  return base64url_encode(std::span<const unsigned char>(digest.data(), len));
-}
-
 AssertionSigner::AssertionSigner(EvpPkeyPtr key) : key_(std::move(key)) {
-  if (!key_ || !is_p256(key_.get())) fail("not an EC P-256 key");
-  BIGNUM* priv = nullptr;
-  if (EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_PRIV_KEY, &priv) != 1)
-    fail("the key has no private part");
-  BN_clear_free(priv);
-  const std::string x = coordinate(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X);
-  const std::string y = coordinate(key_.get(), OSSL_PKEY_PARAM_EC_PUB_Y);
-  kid_ = ec_jwk_thumbprint("P-256", x, y);
-
-  boost::json::object jwk;
-  jwk["kty"] = "EC";
-  jwk["crv"] = "P-256";
-  jwk["x"] = x;
-  jwk["y"] = y;
+  if (!key_ || !is_p256_key(key_.get())) fail("not an EC P-256 key");
+  if (!has_private_key(key_.get())) fail("the key has no private part");
+  auto members = public_jwk_members(key_.get());  // kty, crv, x, y
+  if (!members) fail(members.error());
+  boost::json::object jwk = std::move(*members);
+  kid_ = jwk_thumbprint(jwk);
+  if (kid_.empty()) fail("cannot compute the key thumbprint");
   jwk["kid"] = kid_;
   jwk["alg"] = "ES256";
   jwk["use"] = "sig";
@@ -214,11 +142,9 @@ AssertionSigner::AssertionSigner(EvpPkeyPtr key) : key_(std::move(key)) {
 }
 
 AssertionSigner AssertionSigner::from_pem(std::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio) fail("out of memory");
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
-  if (!key) fail("not a private key PEM (unencrypted PKCS#8 expected): " + openssl_error());
-  return AssertionSigner(std::move(key));
+  auto key = load_private_key_pem(pem);
+  if (!key) fail("not a private key PEM (unencrypted PKCS#8 expected): " + key.error());
+  return AssertionSigner(std::move(*key));
 }
 
 AssertionSigner AssertionSigner::generate() {
@@ -286,22 +212,10 @@ Expected<std::string, std::string> AssertionSigner::sign(
   token.push_back('.');
   token += base64url_encode(boost::json::serialize(claims));
 
-  // A context per call: the EVP_PKEY itself is only read, so concurrent calls are safe.
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  std::array<unsigned char, 80> der{};  // a P-256 DER signature is at most 72 bytes
-  std::size_t der_len = der.size();
-  if (!ctx ||
-      EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key_.get(), nullptr) !=
-          1 ||
-      EVP_DigestSign(ctx.get(), der.data(), &der_len,
-                     reinterpret_cast<const unsigned char*>(token.data()), token.size()) != 1)
-    return unexpected("ES256 signing failed: " + openssl_error());
-  std::array<unsigned char, 2 * kCoordBytes> raw{};
-  if (!der_to_raw(der.data(), der_len, raw))
-    return unexpected(std::string("ES256 signing produced a malformed signature"));
-
+  auto signature = jws_signature(JwsAlg::ES256, key_.get(), token);  // raw r||s, own context
+  if (!signature) return unexpected(signature.error());
   token.push_back('.');
-  token += base64url_encode(std::span<const unsigned char>(raw));
+  token += *signature;
   return token;
 }
 

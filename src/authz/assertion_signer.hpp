@@ -15,6 +15,7 @@
 
 #include "authn/identity.hpp"
 #include "authn/jwk.hpp"
+#include "authn/jws_sign.hpp"  // ec_jwk_thumbprint (moved there; still reachable from here)
 #include "core/clock.hpp"
 #include "core/expected.hpp"
 #include "core/ids.hpp"
@@ -63,8 +64,5 @@ class AssertionSigner {
   std::string jwks_;
   std::string header_b64_;  // base64url of the fixed JOSE header
 };
-
-// RFC 7638 thumbprint of an EC public key: base64url(SHA-256({"crv","kty","x","y"})).
-std::string ec_jwk_thumbprint(std::string_view crv, std::string_view x_b64, std::string_view y_b64);
 
 }  // namespace portcullis
