@@ -194,27 +194,63 @@ asio::awaitable<Expected<HttpResult, std::string>> Authenticator::sso_fetch(
   co_return co_await sso_fetcher_->fetch(std::move(request));
 }
 
-asio::awaitable<Expected<std::shared_ptr<const Identity>, std::string>>
-Authenticator::verify_id_token(std::string_view id_token, std::string_view nonce) const {
+asio::awaitable<Expected<VerifiedToken, std::string>> Authenticator::verify_sso_jwt(
+    std::string_view token) const {
   if (!sso_provider_ || !sso_validator_) co_return unexpected(std::string("no sso provider"));
   const Provider& p = *sso_provider_;
   auto keys = p.keys->current();
-  auto verified = sso_validator_->validate(id_token, *keys, *clock_);
+  auto verified = sso_validator_->validate(token, *keys, *clock_);
   if (!verified && suggests_key_refetch(verified.error())) {
     if (co_await p.keys->refresh_for_unknown_kid()) {
       keys = p.keys->current();
-      verified = sso_validator_->validate(id_token, *keys, *clock_);
+      verified = sso_validator_->validate(token, *keys, *clock_);
     }
   }
   if (!verified) co_return unexpected(std::string(describe(verified.error())));
-  const auto* n = verified->claims.if_contains("nonce");
-  if (!n || !n->is_string() || n->get_string() != nonce) {
-    co_return unexpected(std::string("the ID token's nonce does not match the login"));
+  co_return std::move(*verified);
+}
+
+asio::awaitable<Expected<std::shared_ptr<const Identity>, std::string>>
+Authenticator::verify_id_token(std::string_view id_token,
+                               std::optional<std::string_view> nonce) const {
+  auto verified = co_await verify_sso_jwt(id_token);
+  if (!verified) co_return unexpected(std::move(verified.error()));
+  if (nonce) {
+    const auto* n = verified->claims.if_contains("nonce");
+    if (!n || !n->is_string() || n->get_string() != *nonce) {
+      co_return unexpected(std::string("the ID token's nonce does not match the login"));
+    }
   }
+  const Provider& p = *sso_provider_;
   auto claims = std::make_shared<const boost::json::object>(std::move(verified->claims));
   auto identity = std::make_shared<Identity>(map_identity(p.mapping, claims, p.name, "sso"));
   identity->expires_at = verified->exp;
   co_return std::shared_ptr<const Identity>(std::move(identity));
+}
+
+asio::awaitable<Expected<std::shared_ptr<const boost::json::object>, std::string>>
+Authenticator::verify_logout_token(std::string_view logout_token) const {
+  auto verified = co_await verify_sso_jwt(logout_token);
+  if (!verified) co_return unexpected(std::move(verified.error()));
+  const boost::json::object& c = verified->claims;
+  const auto* events = c.if_contains("events");
+  const auto* event =
+      events && events->is_object()
+          ? events->get_object().if_contains("http://schemas.openid.net/event/backchannel-logout")
+          : nullptr;
+  if (!event || !event->is_object()) {
+    co_return unexpected(std::string("not a logout token (no back-channel logout event)"));
+  }
+  if (c.contains("nonce")) co_return unexpected(std::string("a logout token carries no nonce"));
+  if (!c.contains("iat")) co_return unexpected(std::string("the logout token has no iat"));
+  const auto* sub = c.if_contains("sub");
+  const auto* sid = c.if_contains("sid");
+  const bool has_sub = sub && sub->is_string() && !sub->get_string().empty();
+  const bool has_sid = sid && sid->is_string() && !sid->get_string().empty();
+  if (!has_sub && !has_sid) {
+    co_return unexpected(std::string("the logout token names neither sub nor sid"));
+  }
+  co_return std::make_shared<const boost::json::object>(std::move(verified->claims));
 }
 
 bool Authenticator::route_accepts(const RouteConfig& route, const Provider& p) const {

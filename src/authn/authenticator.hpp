@@ -65,8 +65,15 @@ class Authenticator {
   KeyStoreStatus sso_provider_status() const;
   boost::asio::awaitable<Expected<HttpResult, std::string>> sso_fetch(
       HttpRequestSpec request) const;
+  // `nonce`: the login's nonce, which the token must carry; nullopt for an ID token from a
+  // refresh (no nonce is checked).
   boost::asio::awaitable<Expected<std::shared_ptr<const Identity>, std::string>> verify_id_token(
-      std::string_view id_token, std::string_view nonce) const;
+      std::string_view id_token, std::optional<std::string_view> nonce) const;
+  // An OIDC back-channel logout token (OIDC Back-Channel Logout 1.0, 2.6): signature with the
+  // provider's keys, iss, aud = client_id, exp, iat, the back-channel logout event, sub
+  // and/or sid, and no nonce. Its verified claims.
+  boost::asio::awaitable<Expected<std::shared_ptr<const boost::json::object>, std::string>>
+  verify_logout_token(std::string_view logout_token) const;
 
  private:
   struct Provider;
@@ -81,6 +88,11 @@ class Authenticator {
   std::vector<std::shared_ptr<const Provider>> providers_;
   std::shared_ptr<const Provider> sso_provider_;  // null without config.sso
   std::optional<JwtValidator> sso_validator_;     // audience = the SSO client id
+
+  // Signature and registered claims of a JWT from the SSO provider (one key refetch on an
+  // unknown kid).
+  boost::asio::awaitable<Expected<VerifiedToken, std::string>> verify_sso_jwt(
+      std::string_view token) const;
   std::shared_ptr<HttpFetcher> sso_fetcher_;
   std::uint64_t generation_ = 0;
   const Clock* clock_ = nullptr;

@@ -50,6 +50,25 @@ asio::awaitable<std::optional<std::string>> RedisSharedCache::run_get(std::strin
   co_return std::move(result->str);
 }
 
+asio::awaitable<std::optional<RedisReply>> RedisSharedCache::run(std::vector<std::string> args) {
+  auto self = shared_from_this();
+  co_return co_await asio::co_spawn(control_, self->run_on_control(std::move(args)),
+                                    asio::use_awaitable);
+}
+
+asio::awaitable<std::optional<RedisReply>> RedisSharedCache::run_on_control(
+    std::vector<std::string> args) {
+  RedisResult r = co_await client_.async_command(std::move(args));
+  if (!r) co_return std::nullopt;
+  co_return std::move(*r);
+}
+
+void RedisSharedCache::send(std::vector<std::string> args) {
+  asio::post(control_, [self = shared_from_this(), args = std::move(args)]() mutable {
+    self->client_.command(std::move(args), [](RedisResult) {});
+  });
+}
+
 void RedisSharedCache::put(std::string key, std::string value, std::chrono::milliseconds ttl) {
   if (ttl.count() <= 0) return;
   asio::post(control_,

@@ -34,6 +34,12 @@ class RedisSharedCache final : public SharedCache,
 
   boost::asio::awaitable<std::optional<std::string>> get(std::string key) override;
   void put(std::string key, std::string value, std::chrono::milliseconds ttl) override;
+  // Any command, on the control executor's connection; resumes on the caller's executor.
+  // The reply, or nullopt when Redis did not give one (not connected, timeout); GET/SET
+  // counters are not touched.
+  boost::asio::awaitable<std::optional<RedisReply>> run(std::vector<std::string> args);
+  // Fire and forget, from any thread.
+  void send(std::vector<std::string> args);
   // Records a revocation for every replica, as `portcullis revoke` does (HSET into the
   // revocations hash, then PUBLISH); fire and forget, from any thread.
   void publish_revocation(Revocation r);
@@ -43,6 +49,7 @@ class RedisSharedCache final : public SharedCache,
  private:
   // On the control executor (the client's).
   boost::asio::awaitable<std::optional<std::string>> run_get(std::string key);
+  boost::asio::awaitable<std::optional<RedisReply>> run_on_control(std::vector<std::string> args);
 
   boost::asio::any_io_executor control_;
   Histogram round_trip_{Histogram::kRedisBounds};  // before client_: its hooks feed it

@@ -38,10 +38,12 @@ std::string_view to_string(AuthMode m) {
 }
 
 const std::string& SsoConfig::effective_cookie_name() const {
-  static const std::string kSecure = "__Host-portcullis";
+  static const std::string kHost = "__Host-portcullis";
+  static const std::string kSecure = "__Secure-portcullis";
   static const std::string kPlain = "portcullis";
   if (!cookie_name.empty()) return cookie_name;
-  return cookie_secure ? kSecure : kPlain;
+  if (!cookie_secure) return kPlain;
+  return cookie_domain.empty() ? kHost : kSecure;
 }
 
 }  // namespace portcullis

@@ -208,19 +208,34 @@ struct RouteConfig {
   int line = 0;
 };
 
+// Where browser sessions live: sealed into the cookie, or in Redis (cache.redis) with only a
+// sealed reference in the cookie.
+enum class SessionStoreKind { cookie, redis };
+
 // Browser single sign-on (auth: sso / bearer_or_sso routes): OIDC authorization code + PKCE
-// against one identity provider, the session sealed into a cookie (docs/sso.md).
+// against one identity provider, the session sealed into a cookie or kept in Redis
+// (docs/sso.md).
 struct SsoConfig {
   std::string provider;  // identity_providers[].name: issuer, discovery and keys
   std::string client_id;
   std::string client_secret_file;
   std::string client_secret;  // the file's content (trailing newline removed); never printed
-  std::string client_auth = "client_secret_basic";  // or "client_secret_post"
-  std::vector<std::string> cookie_secret_files;     // the first seals, every one opens
-  std::vector<std::string> cookie_secrets;          // their contents (parsed by the runtime)
+  // "client_secret_basic", "client_secret_post" or "private_key_jwt" (client_key_file).
+  std::string client_auth = "client_secret_basic";
+  std::string client_key_file;                   // private_key_jwt: PEM private key (P-256 or RSA)
+  std::string client_key;                        // its content; never printed
+  std::string client_key_id;                     // "" = the key's RFC 7638 thumbprint
+  std::vector<std::string> cookie_secret_files;  // the first seals, every one opens
+  std::vector<std::string> cookie_secrets;       // their contents (parsed by the runtime)
   bool cookie_secure = true;
-  std::string cookie_name;  // "" = "__Host-portcullis" when secure, else "portcullis"
-  Duration session_ttl = std::chrono::hours(8);
+  // "" = "__Host-portcullis" when secure (without cookie_domain), "__Secure-portcullis" when
+  // secure with cookie_domain, else "portcullis".
+  std::string cookie_name;
+  std::string cookie_domain;  // "" = host-only cookies; "example.com": one sign-in, many hosts
+  Duration session_ttl = std::chrono::hours(8);               // absolute (moved on by each refresh)
+  Duration idle_timeout{0};                                   // 0 = none
+  Duration refresh_interval = std::chrono::minutes(5);        // with a refresh token
+  SessionStoreKind session_store = SessionStoreKind::cookie;  // "auto": redis with cache.redis
   std::string callback_path = "/.portcullis/callback";
   std::vector<std::string> scopes{"openid", "email", "profile"};
   std::vector<std::string> allowed_redirect_hosts;

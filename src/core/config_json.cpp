@@ -135,18 +135,25 @@ std::string config_to_json(const Config& c) {
   }
   root["upstreams"] = std::move(upstreams);
   if (c.sso) {
-    root["sso"] = json::object{{"provider", c.sso->provider},
-                               {"client_id", c.sso->client_id},
-                               {"client_secret_file", c.sso->client_secret_file},
-                               {"client_auth", c.sso->client_auth},
-                               {"cookie_secret_files", strings(c.sso->cookie_secret_files)},
-                               {"cookie_name", c.sso->effective_cookie_name()},
-                               {"cookie_secure", c.sso->cookie_secure},
-                               {"session_ttl", format_duration(c.sso->session_ttl)},
-                               {"callback_path", c.sso->callback_path},
-                               {"scopes", strings(c.sso->scopes)},
-                               {"allowed_redirect_hosts", strings(c.sso->allowed_redirect_hosts)},
-                               {"post_logout_redirect_uri", c.sso->post_logout_redirect_uri}};
+    root["sso"] = json::object{
+        {"provider", c.sso->provider},
+        {"client_id", c.sso->client_id},
+        {"client_secret_file", c.sso->client_secret_file},
+        {"client_auth", c.sso->client_auth},
+        {"cookie_secret_files", strings(c.sso->cookie_secret_files)},
+        {"cookie_name", c.sso->effective_cookie_name()},
+        {"cookie_secure", c.sso->cookie_secure},
+        {"cookie_domain", c.sso->cookie_domain},
+        {"client_key_file", c.sso->client_key_file},
+        {"client_key_id", c.sso->client_key_id},
+        {"session_store", c.sso->session_store == SessionStoreKind::redis ? "redis" : "cookie"},
+        {"session_ttl", format_duration(c.sso->session_ttl)},
+        {"idle_timeout", format_duration(c.sso->idle_timeout)},
+        {"refresh_interval", format_duration(c.sso->refresh_interval)},
+        {"callback_path", c.sso->callback_path},
+        {"scopes", strings(c.sso->scopes)},
+        {"allowed_redirect_hosts", strings(c.sso->allowed_redirect_hosts)},
+        {"post_logout_redirect_uri", c.sso->post_logout_redirect_uri}};
   }
   json::array routes;
   for (const auto& r : c.routes) {

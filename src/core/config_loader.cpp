@@ -6,6 +6,7 @@
 #include "authz/policy_parser.hpp"
 
 #include "authn/jwk.hpp"
+#include "sso/client_assertion.hpp"
 #include "sso/cookie_sealer.hpp"
 #include "sso/redirect_guard.hpp"
 
@@ -1412,9 +1413,10 @@ void Loader::parse_audit(const Field* f) {
 void Loader::parse_sso(const Field* f) {
   if (f == nullptr) return;
   auto m = map_value(
-      *f, {"provider", "client_id", "client_secret_file", "client_auth", "cookie_secret_files",
-           "cookie_secure", "cookie_name", "session_ttl", "callback_path", "scopes",
-           "allowed_redirect_hosts", "post_logout_redirect_uri"});
+      *f, {"provider", "client_id", "client_secret_file", "client_auth", "client_key_file",
+           "client_key_id", "cookie_secret_files", "cookie_secure", "cookie_name", "cookie_domain",
+           "session_store", "session_ttl", "idle_timeout", "refresh_interval", "callback_path",
+           "scopes", "allowed_redirect_hosts", "post_logout_redirect_uri"});
   if (!m) return;
   SsoConfig sso;
   sso.line = pos_of(f->value).line;
@@ -1429,16 +1431,40 @@ void Loader::parse_sso(const Field* f) {
   if (const Field* c = require(*m, "client_id", "the OIDC client id")) {
     if (auto s = nonempty_string(*c)) sso.client_id = *s;
   }
-  if (const Field* c = require(*m, "client_secret_file", "a file holding the client secret")) {
-    secret_file(*c, sso.client_secret_file, sso.client_secret);
-  }
   if (const Field* a = m->get("client_auth")) {
-    if (auto s = scalar(*a, "client_secret_basic or client_secret_post")) {
-      if (*s == "client_secret_basic" || *s == "client_secret_post") {
+    if (auto s = scalar(*a, "client_secret_basic, client_secret_post or private_key_jwt")) {
+      if (*s == "client_secret_basic" || *s == "client_secret_post" || *s == "private_key_jwt") {
         sso.client_auth = *s;
       } else {
         value_error(*a, "unknown client_auth " + in_quotes(*s) +
-                            "; valid: client_secret_basic, client_secret_post");
+                            "; valid: client_secret_basic, client_secret_post, private_key_jwt");
+      }
+    }
+  }
+  if (sso.client_auth == "private_key_jwt") {
+    if (const Field* k = require(*m, "client_key_file",
+                                 "a PEM private key (P-256 or RSA) for private_key_jwt")) {
+      secret_file(*k, sso.client_key_file, sso.client_key);
+      if (!sso.client_key.empty()) {
+        if (auto signer = ClientAssertionSigner::from_pem(sso.client_key); !signer) {
+          value_error(*k,
+                      "client_key_file " + in_quotes(sso.client_key_file) + ": " + signer.error());
+        }
+      }
+    }
+    if (const Field* i = m->get("client_key_id")) {
+      if (auto s = nonempty_string(*i)) sso.client_key_id = *s;
+    }
+    if (const Field* c = m->get("client_secret_file")) {
+      value_error(*c, "client_secret_file is not used with client_auth: private_key_jwt");
+    }
+  } else {
+    if (const Field* c = require(*m, "client_secret_file", "a file holding the client secret")) {
+      secret_file(*c, sso.client_secret_file, sso.client_secret);
+    }
+    for (const char* key : {"client_key_file", "client_key_id"}) {
+      if (const Field* k = m->get(key)) {
+        value_error(*k, std::string(key) + " is only used with client_auth: private_key_jwt");
       }
     }
   }
@@ -1478,8 +1504,52 @@ void Loader::parse_sso(const Field* f) {
       }
     }
   }
+  if (const Field* d = m->get("cookie_domain")) {
+    if (auto s = nonempty_string(*d)) {
+      std::string domain = *s;
+      if (!domain.empty() && domain.front() == '.') domain.erase(0, 1);  // RFC 6265 ignores it
+      for (auto& ch : domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      const bool ok = !domain.empty() && domain.find('.') != std::string::npos &&
+                      std::all_of(domain.begin(), domain.end(), [](unsigned char c) {
+                        return std::isalnum(c) != 0 || c == '-' || c == '.';
+                      });
+      if (!ok) {
+        value_error(*d, "cookie_domain " + in_quotes(*s) +
+                            " must be a DNS name with at least one dot, e.g. example.com");
+      } else {
+        sso.cookie_domain = domain;
+      }
+    }
+  }
+  if (!sso.cookie_domain.empty() && sso.cookie_name.rfind("__Host-", 0) == 0) {
+    value_error(*m->get("cookie_name"),
+                "a __Host- cookie cannot carry cookie_domain (browsers refuse it)");
+  }
+  if (const Field* st = m->get("session_store")) {
+    if (auto s = scalar(*st, "auto, cookie or redis")) {
+      if (*s == "cookie") {
+        sso.session_store = SessionStoreKind::cookie;
+      } else if (*s == "redis" || *s == "auto") {
+        sso.session_store =
+            config_.redis || *s == "redis" ? SessionStoreKind::redis : SessionStoreKind::cookie;
+        if (*s == "redis" && !config_.redis) {
+          value_error(*st, "session_store: redis needs cache.redis");
+        }
+      } else {
+        value_error(*st, "unknown session_store " + in_quotes(*s) + "; valid: auto, cookie, redis");
+      }
+    }
+  } else {
+    sso.session_store = config_.redis ? SessionStoreKind::redis : SessionStoreKind::cookie;
+  }
   if (const Field* t = m->get("session_ttl")) {
     if (auto v = duration(*t, true)) sso.session_ttl = *v;
+  }
+  if (const Field* t = m->get("idle_timeout")) {
+    if (auto v = duration(*t, false)) sso.idle_timeout = *v;
+  }
+  if (const Field* t = m->get("refresh_interval")) {
+    if (auto v = duration(*t, true)) sso.refresh_interval = *v;
   }
   if (const Field* c = m->get("callback_path")) {
     if (auto s = nonempty_string(*c)) {

@@ -321,6 +321,7 @@ class H2ServerSession final : public DownstreamConnection {
       out.push_back(nv(x.name, x.value));
     }
     if (s.web) out.push_back(nv("content-type", s.web->web_content_type));
+    for (const auto& c : s.ctx.set_cookies) out.push_back(nv("set-cookie", c));
     out.push_back(nv("x-request-id", s.ctx.request_id));
     if (end_stream) {
       s.resp_end = true;
@@ -739,8 +740,8 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
   }
 
   // Browser sign-in: the gateway's own paths, then sessions on sso routes (src/sso).
-  SsoRequest sso_req{ctx.method, ctx.path, ctx.query,        ctx.authority, ctx.tls,
-                     {},         accept,   x_requested_with, s.is_grpc,     ctx.request_id};
+  SsoRequest sso_req{ctx.method, ctx.path,         ctx.query, ctx.authority,  ctx.tls, {},
+                     accept,     x_requested_with, s.is_grpc, ctx.request_id, {}};
   // Without an sso section nothing here is used: no cookie list, no clock read.
   const bool sso_on = runtime.sso != nullptr;
   for (const auto& h : s.headers) {
@@ -754,8 +755,19 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
       sso && runtime.authenticator && sso->is_gateway_path(ctx.path)) {
     ctx.decision = "none";
     ctx.decision_reason = "sso endpoint";
-    auto r = co_await sso->handle(sso_req, *runtime.authenticator, worker_.random(), now_unix,
-                                  worker_.session_revoker());
+    std::string body;
+    if (SsoFlow::wants_body(ctx.method, ctx.path)) {
+      s.body_limit = SsoFlow::kMaxBodyBytes;  // more is refused with 413 as it arrives
+      while (!s.req_end && !s.down_closed && !s.response_started) co_await wait_for_progress(s);
+      if (s.down_closed || s.response_started) co_return;
+      body.assign(s.req_buf.data(), s.req_buf.size());
+      s.req_buf.clear();
+      consumed_request(s, body.size());
+      sso_req.body = body;
+    }
+    const SsoServices services{runtime.authenticator.get(), worker_.random(),
+                               worker_.session_store()};
+    auto r = co_await sso->handle(sso_req, now_unix, services);
     if (s.down_closed) co_return;
     reply_sso(s, r);
     co_return;
@@ -763,8 +775,12 @@ asio::awaitable<void> H2ServerSession::handle(std::shared_ptr<Stream> sp) {
 
   auto local = admit(runtime, ctx);
   if (!local && uses_session(ctx, authorization)) {
-    if (auto r = authenticate_session(runtime, ctx, sso_req, worker_.random(), now_unix,
-                                      worker_.revocations())) {
+    const SsoServices services{runtime.authenticator.get(), worker_.random(),
+                               worker_.session_store()};
+    auto r = co_await authenticate_session(runtime, ctx, sso_req, services, now_unix,
+                                           worker_.revocations());
+    if (s.down_closed) co_return;
+    if (r) {
       reply_sso(s, *r);
       co_return;
     }

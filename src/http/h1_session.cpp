@@ -152,6 +152,7 @@ class H1Session final : public DownstreamConnection {
   // Reads the next piece of the request body into chunk_ and counts it: its size, or nothing
   // when the request is over (the client failed or timed out: recorded as 408/499
   // client_aborted_upload; the body passed `limit`: answered 413).
+  void prepare_chunk_buffer();
   asio::awaitable<std::optional<std::size_t>> read_body_chunk(RequestParser& parser, Exchange& ex,
                                                               std::uint64_t limit);
   // Relay buffers, header hygiene, forwarding headers, X-Portcullis-* identity headers with
@@ -444,37 +445,60 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
   for (auto [it, end] = req.equal_range(http::field::cookie); sso_on && it != end; ++it) {
     cookies.push_back(it->value());
   }
-  const SsoRequest sso_req{ctx.method,
-                           ctx.path,
-                           ctx.query,
-                           ctx.authority,
-                           ctx.tls,
-                           std::move(cookies),
-                           req[http::field::accept],
-                           req.count("x-requested-with") > 0,
-                           ex.web.has_value(),
-                           ctx.request_id};
+  SsoRequest sso_req{ctx.method,
+                     ctx.path,
+                     ctx.query,
+                     ctx.authority,
+                     ctx.tls,
+                     std::move(cookies),
+                     req[http::field::accept],
+                     req.count("x-requested-with") > 0,
+                     ex.web.has_value(),
+                     ctx.request_id,
+                     {}};
   const auto now_unix = sso_on ? std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count()
                                : std::int64_t{0};
-  const bool keep = ex.client_keep_alive && !ctx.has_body;
+  bool keep = ex.client_keep_alive && !ctx.has_body;
   if (const SsoFlow* sso = ex.runtime->sso.get();
       sso && ex.runtime->authenticator && sso->is_gateway_path(ctx.path)) {
     ctx.decision = "none";
     ctx.decision_reason = "sso endpoint";
-    auto r = co_await sso->handle(sso_req, *ex.runtime->authenticator, worker_.random(), now_unix,
-                                  worker_.session_revoker());
+    std::string body;
+    if (ctx.has_body && SsoFlow::wants_body(ctx.method, ctx.path)) {
+      if (ctx.content_length && *ctx.content_length > SsoFlow::kMaxBodyBytes) {
+        co_return co_await reply(ex, 413, "payload_too_large", "the body is too large", false);
+      }
+      if (expect_continue) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        client_deadline(limits_.idle_timeout);
+        auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
+        if (ec) co_return false;
+      }
+      prepare_chunk_buffer();
+      while (!parser.is_done()) {
+        const auto got = co_await read_body_chunk(parser, ex, SsoFlow::kMaxBodyBytes);
+        if (!got) co_return false;
+        body.append(chunk_.get(), *got);
+      }
+      sso_req.body = body;
+      keep = ex.client_keep_alive;
+    }
+    const SsoServices services{ex.runtime->authenticator.get(), worker_.random(),
+                               worker_.session_store()};
+    auto r = co_await sso->handle(sso_req, now_unix, services);
     co_return co_await reply_sso(ex, r, keep);
   }
 
   auto local = admit(*ex.runtime, ctx);
   const std::string_view authorization = req[http::field::authorization];
   if (!local && uses_session(ctx, authorization)) {
-    if (auto r = authenticate_session(*ex.runtime, ctx, sso_req, worker_.random(), now_unix,
-                                      worker_.revocations())) {
-      co_return co_await reply_sso(ex, *r, keep);
-    }
+    const SsoServices services{ex.runtime->authenticator.get(), worker_.random(),
+                               worker_.session_store()};
+    auto r = co_await authenticate_session(*ex.runtime, ctx, sso_req, services, now_unix,
+                                           worker_.revocations());
+    if (r) co_return co_await reply_sso(ex, *r, keep);
   }
   if (!local) {
     local = co_await authenticate(*ex.runtime, ctx, authorization, worker_.token_cache());
@@ -662,6 +686,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
   const bool body_expected = !ex.head && status != 204 && status != 304;
   const auto upstream_length = rp->content_length();
   prepare_downstream_response_headers(res);
+  for (const auto& c : ctx.set_cookies) res.insert(http::field::set_cookie, c);
   bool down_keep = ex.client_keep_alive && parser.is_done() && !worker_.draining();
   res.version(ex.version);
   if (body_expected) {
@@ -728,6 +753,16 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
 }
 
 template <class Stream>
+void H1Session<Stream>::prepare_chunk_buffer() {
+  if (!chunk_) {
+    chunk_ = std::make_unique<char[]>(kChunk);
+    // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum): give it
+    // room for a whole chunk, or bodies move 512 bytes per syscall.
+    buffer_.reserve(kChunk);
+  }
+}
+
+template <class Stream>
 asio::awaitable<std::optional<std::size_t>> H1Session<Stream>::read_body_chunk(
     RequestParser& parser, Exchange& ex, std::uint64_t limit) {
   auto& req = parser.get();
@@ -756,12 +791,7 @@ std::optional<std::string> H1Session<Stream>::prepare_upstream_request(Exchange&
                                                                        http::fields& h,
                                                                        std::string& target) {
   auto& ctx = ex.ctx;
-  if (!chunk_) {
-    chunk_ = std::make_unique<char[]>(kChunk);
-    // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum): give it
-    // room for a whole chunk, or bodies move 512 bytes per syscall.
-    buffer_.reserve(kChunk);
-  }
+  prepare_chunk_buffer();
   const bool had_query = !ctx.query.empty() || ex.raw_target_has_query;
   target = ctx.path;
   if (had_query) {
@@ -922,6 +952,7 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
   }
   if (ex.web) res.set(http::field::content_type, ex.web->web_content_type);
   prepare_downstream_response_headers(res);
+  for (const auto& c : ctx.set_cookies) res.insert(http::field::set_cookie, c);
   res.set("x-request-id", ctx.request_id);
   const bool bodyless = ex.head || bridge->status == 204 || bridge->status == 304;
   if (!has_length && !bodyless) res.chunked(true);

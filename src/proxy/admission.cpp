@@ -88,9 +88,9 @@ bool uses_session(const RequestContext& ctx, std::string_view authorization) {
          (ctx.route->auth == AuthMode::bearer_or_sso && authorization.empty());
 }
 
-std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestContext& ctx,
-                                                const SsoRequest& request, RandomSource& random,
-                                                std::int64_t now, RevocationView* revocations) {
+boost::asio::awaitable<std::optional<SsoResponse>> authenticate_session(
+    const Runtime& runtime, RequestContext& ctx, const SsoRequest& request,
+    const SsoServices& services, std::int64_t now, RevocationView* revocations) {
   if (!runtime.sso || !runtime.authenticator) {
     ctx.decision = "deny";
     ctx.decision_reason = "no sso";
@@ -99,19 +99,22 @@ std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestC
     r.error = "unavailable";
     r.content_type = "application/json";
     r.body = error_body(503, "unavailable", "browser sign-in is not configured", ctx.request_id);
-    return r;
+    co_return r;
   }
-  auto identity = runtime.sso->session(request, now);
+  SessionResult session = co_await runtime.sso->session(request, now, services);
+  const auto& identity = session.identity;
   const auto revoked = identity && revocations
                            ? revocations->is_revoked(identity.get(), identity->session_id)
                            : std::nullopt;
   if (identity && !revoked) {
-    ctx.identity = std::move(identity);
-    return std::nullopt;
+    ctx.identity = std::move(session.identity);
+    ctx.set_cookies = std::move(session.set_cookies);
+    co_return std::nullopt;
   }
   ctx.decision = "deny";
   ctx.decision_reason = revoked ? revoked->reason : std::string_view("no session");
-  return runtime.sso->challenge(request, runtime.authenticator->sso_provider_status(), random, now);
+  co_return runtime.sso->challenge(request, runtime.authenticator->sso_provider_status(),
+                                   services.random, now);
 }
 
 std::optional<SsoResponse> browser_denial(const RequestContext& ctx, const LocalReply& reply,
@@ -120,7 +123,9 @@ std::optional<SsoResponse> browser_denial(const RequestContext& ctx, const Local
       !SsoFlow::is_browser_navigation(request)) {
     return std::nullopt;
   }
-  return SsoFlow::denied(ctx.identity.get(), ctx.request_id, reply.rule);
+  auto page = SsoFlow::denied(ctx.identity.get(), ctx.request_id, reply.rule);
+  for (const auto& c : ctx.set_cookies) page.headers.emplace_back("set-cookie", c);
+  return page;
 }
 
 LocalReply authorize(const Runtime& runtime, RequestContext& ctx, RevocationView* revocations) {

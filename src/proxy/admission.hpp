@@ -36,13 +36,14 @@ class RandomSource;
 // without an Authorization header, takes its identity from the session cookie.
 bool uses_session(const RequestContext& ctx, std::string_view authorization);
 
-// Sets ctx.identity from a valid session, or returns what to send instead (302 to the IdP for
-// a browser navigation, 401 login_required otherwise). Needs runtime.sso (config.sso).
-// A session whose id (or subject) is revoked counts as no session.
+// Sets ctx.identity from a valid session (and ctx.set_cookies when the session was renewed or
+// touched), or returns what to send instead (302 to the IdP for a browser navigation, 401
+// login_required otherwise). Needs runtime.sso (config.sso). A session whose id (or
+// subject) is revoked counts as no session.
 class RevocationView;
-std::optional<SsoResponse> authenticate_session(const Runtime& runtime, RequestContext& ctx,
-                                                const SsoRequest& request, RandomSource& random,
-                                                std::int64_t now, RevocationView* revocations);
+boost::asio::awaitable<std::optional<SsoResponse>> authenticate_session(
+    const Runtime& runtime, RequestContext& ctx, const SsoRequest& request,
+    const SsoServices& services, std::int64_t now, RevocationView* revocations);
 
 // The access-denied HTML page instead of JSON when a browser's session identity was refused
 // by the policy (403); nothing otherwise.

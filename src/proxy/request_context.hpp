@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "authz/policy.hpp"
 
@@ -61,6 +62,8 @@ struct RequestContext {
   PolicyDecision policy_decision;
   std::optional<PolicyDecision> shadow_decision;  // the route's shadow_policy, never enforced
   std::shared_ptr<const Identity> identity;       // set by authentication (null on public routes)
+  // Browser sessions: Set-Cookie values for the answer (a renewed or touched session).
+  std::vector<std::string> set_cookies;
 
   // Outcome, for logs and metrics.
   std::chrono::steady_clock::time_point started;

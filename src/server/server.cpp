@@ -27,6 +27,7 @@
 #include "proxy/runtime.hpp"
 #include "server/config_watcher.hpp"
 #include "server/worker.hpp"
+#include "sso/redis_session_store.hpp"
 #include "sso/sso_flow.hpp"
 
 namespace portcullis {
@@ -50,15 +51,8 @@ struct Server::Impl {
   std::unique_ptr<RevocationSync> revocation_sync;  // with cache.redis; changes need a restart
   std::chrono::steady_clock::time_point first_sync_deadline;  // readiness waits until then
   std::shared_ptr<RedisSharedCache> shared_cache;             // with cache.redis
-  // Logout's session revocations go to the shared cache's Redis connection.
-  struct LogoutRevoker final : SessionRevoker {
-    RedisSharedCache* cache = nullptr;
-    void revoke_session(const std::string& session_id, std::int64_t until_unix) override {
-      cache->publish_revocation(
-          Revocation{RevocationKind::kSession, session_id,
-                     std::chrono::system_clock::time_point(std::chrono::seconds(until_unix))});
-    }
-  } logout_revoker;
+  // Browser sessions, their indexes and logout's revocations, on the shared cache's Redis.
+  std::unique_ptr<RedisSessionStore> session_store;
   ConfigWatcher watcher{control.get_executor(), [this] {
                           app_log()->info("a config or policy file changed: reloading");
                           reload();
@@ -172,6 +166,7 @@ Server::Server(std::string config_path, std::shared_ptr<const Config> config)
         std::make_shared<RedisSharedCache>(impl_->control.get_executor(), *config->redis);
     impl_->shared_cache->start();
     impl_->authn.set_shared_cache(impl_->shared_cache);
+    impl_->session_store = std::make_unique<RedisSessionStore>(impl_->shared_cache);
   }
   impl_->publish(std::move(config));
 }
@@ -241,10 +236,7 @@ int Server::run() {
     s.workers.push_back(std::make_unique<Worker>(i, s.runtimes, s.listeners, s.audit.get(),
                                                  audit_deny,
                                                  config->redis ? &s.revocations : nullptr));
-    if (s.shared_cache) {
-      s.logout_revoker.cache = s.shared_cache.get();
-      s.workers.back()->set_session_revoker(&s.logout_revoker);
-    }
+    if (s.session_store) s.workers.back()->set_session_store(s.session_store.get());
     s.workers.back()->open_listeners();
   }
   MetricsRegistry::instance().add_external_renderer([&s](std::string& out) {

@@ -44,7 +44,7 @@ class DownstreamConnection {
   virtual void close_if_idle() = 0;
 };
 
-class SessionRevoker;
+class SessionStore;
 class Worker {
  public:
   // `audit` (may be null) outlives the worker; `audit_deny` makes requests it cannot
@@ -70,8 +70,8 @@ class Worker {
   AuditWriter* audit() const { return audit_; }
   RevocationView* revocations() { return revocations_.get(); }  // null: none configured
   // Logout revokes the session id for every replica (null without cache.redis).
-  SessionRevoker* session_revoker() { return session_revoker_; }
-  void set_session_revoker(SessionRevoker* r) { session_revoker_ = r; }
+  SessionStore* session_store() { return session_store_; }
+  void set_session_store(SessionStore* s) { session_store_ = s; }
   bool audit_deny() const { return audit_deny_; }
   spdlog::logger* access_logger() const { return access_log_.get(); }
   const std::shared_ptr<const Runtime>& runtime();  // current snapshot (refreshed on reload)
@@ -108,7 +108,7 @@ class Worker {
   AuditWriter* audit_ = nullptr;
   bool audit_deny_ = true;
   std::unique_ptr<RevocationView> revocations_;
-  SessionRevoker* session_revoker_ = nullptr;
+  SessionStore* session_store_ = nullptr;  // with cache.redis (browser sessions)
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};
   std::set<DownstreamConnection*> connections_;

@@ -6,11 +6,72 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <map>
+
+#include "sso/session_store.hpp"
 
 namespace portcullis {
 namespace {
+
+// Runs a coroutine to completion on a private io_context.
+template <class T>
+T run(boost::asio::awaitable<T> a) {
+  boost::asio::io_context io;
+  auto f = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
+  io.run();
+  return f.get();
+}
+
+// An in-memory SessionStore: what Redis would hold, with the last TTL each key was given.
+class MemoryStore final : public SessionStore {
+ public:
+  std::map<std::string, std::string> values;
+  std::map<std::string, std::chrono::milliseconds> ttls;
+  std::map<std::string, std::vector<std::string>> sets;
+  std::vector<std::string> revoked;
+  bool down = false;
+
+  boost::asio::awaitable<std::optional<std::string>> load(
+      std::string key, std::chrono::milliseconds touch) override {
+    if (down || !values.count(key)) co_return std::nullopt;
+    if (touch.count() > 0) ttls[key] = touch;
+    co_return values[key];
+  }
+  boost::asio::awaitable<bool> save(std::string key, std::string value,
+                                    std::chrono::milliseconds ttl) override {
+    if (down) co_return false;
+    values[key] = std::move(value);
+    ttls[key] = ttl;
+    co_return true;
+  }
+  boost::asio::awaitable<std::optional<bool>> claim(std::string key,
+                                                    std::chrono::milliseconds ttl) override {
+    if (down) co_return std::nullopt;
+    ttls[key] = ttl;
+    co_return values.emplace(key, "1").second;
+  }
+  void add_to_index(std::string index, std::string member, std::chrono::milliseconds) override {
+    sets[index].push_back(std::move(member));
+  }
+  boost::asio::awaitable<std::optional<std::vector<std::string>>> index_members(
+      std::string index) override {
+    if (down) co_return std::nullopt;
+    co_return sets[index];
+  }
+  void remove(std::vector<std::string> keys) override {
+    for (const auto& k : keys) {
+      values.erase(k);
+      sets.erase(k);
+    }
+  }
+  void revoke_session(const std::string& sid, std::int64_t) override { revoked.push_back(sid); }
+};
 
 class CountingRandom final : public RandomSource {
  public:
@@ -66,13 +127,22 @@ std::string sealed_session(const char* key, std::int64_t exp,
                            std::string_view purpose = "session") {
   CountingRandom random;
   CookieSealer sealer({*CookieKey::from_file_contents(key)}, random);
-  boost::json::object s{{"provider", "idp"},
+  boost::json::object s{{"sid", "s-1"},
+                        {"provider", "idp"},
                         {"iss", "https://idp.example"},
                         {"sub", "alice"},
                         {"email", "alice@example.test"},
                         {"groups", boost::json::array{"eng"}},
                         {"session_exp", exp}};
   return sealer.seal(boost::json::serialize(s), purpose, exp);
+}
+
+// The session of a request, as admission sees it (no Authenticator: nothing is renewed).
+std::shared_ptr<const Identity> session_of(const SsoFlow& flow, const SsoRequest& req,
+                                           std::int64_t now, SessionStore* store = nullptr) {
+  CountingRandom random;
+  const SsoServices svc{nullptr, random, store};
+  return run(flow.session(req, now, svc)).identity;
 }
 
 TEST(SsoFlow, BrowserNavigationsAreHtmlGetsWithoutXhrOrGrpc) {
@@ -135,7 +205,7 @@ TEST(SsoFlow, ChallengeAnswersApiCalls401AndWaitsForDiscovery) {
 TEST(SsoFlow, ASealedSessionOpensAsAnIdentity) {
   SsoFlow flow(config_with(kKeyA));
   const std::string cookie = "__Host-portcullis=" + sealed_session(kKeyA, 5000);
-  auto id = flow.session(browser({cookie}), 1000);
+  auto id = session_of(flow, browser({cookie}), 1000);
   ASSERT_TRUE(id);
   EXPECT_EQ(id->subject, "alice");
   EXPECT_EQ(id->email, "alice@example.test");
@@ -144,6 +214,7 @@ TEST(SsoFlow, ASealedSessionOpensAsAnIdentity) {
   EXPECT_EQ(id->provider, "idp");
   EXPECT_EQ(id->method, "sso");
   EXPECT_EQ(id->expires_at, 5000);
+  EXPECT_EQ(id->session_id, "s-1");
 }
 
 TEST(SsoFlow, BadSessionCookiesAreNoSession) {
@@ -160,7 +231,7 @@ TEST(SsoFlow, BadSessionCookiesAreNoSession) {
       "portcullis=" + good,                                         // not our cookie name
       "__Host-portcullis=" + good + "; __Host-portcullis=" + good,  // planted duplicate
   };
-  for (const auto& c : refused) EXPECT_FALSE(flow.session(browser({c}), 1000)) << c;
+  for (const auto& c : refused) EXPECT_FALSE(session_of(flow, browser({c}), 1000)) << c;
   // A refused cookie is cleared by the challenge.
   CountingRandom random;
   const SsoResponse r =
@@ -176,7 +247,8 @@ TEST(SsoFlow, KeyRotationOpensSessionsSealedWithTheOldKey) {
   SsoConfig c = config_with(kKeyB);
   c.cookie_secrets.push_back(kKeyA);  // B seals now, A still opens
   SsoFlow flow(c);
-  EXPECT_TRUE(flow.session(browser({"__Host-portcullis=" + sealed_session(kKeyA, 5000)}), 1000));
+  EXPECT_TRUE(
+      session_of(flow, browser({"__Host-portcullis=" + sealed_session(kKeyA, 5000)}), 1000));
 }
 
 TEST(SsoFlow, DeniedPageNamesTheRequestTheUserAndTheRuleWhenAllowed) {
@@ -219,6 +291,155 @@ TEST(SsoFlow, TheGatewaysCookiesNeverGoUpstream) {
   EXPECT_EQ(flow.upstream_cookie_header("__Host-portcullis=abc"), "");
   EXPECT_EQ(flow.upstream_cookie_header("__Host-portcullisX=1; portcullis=2"),
             "__Host-portcullisX=1; portcullis=2");
+}
+
+}  // namespace
+}  // namespace portcullis
+
+namespace portcullis {
+namespace {
+
+SessionRecord record_of(std::string sid, std::int64_t exp, std::int64_t seen) {
+  SessionRecord r;
+  r.sid = std::move(sid);
+  r.provider = "idp";
+  r.issuer = "https://idp.example";
+  r.subject = "alice";
+  r.email = "alice@example.test";
+  r.groups = {"eng"};
+  r.idp_sid = "idp-session-1";
+  r.issued_at = seen;
+  r.seen_at = seen;
+  r.expires_at = exp;
+  return r;
+}
+
+TEST(SessionRecord, RoundTripsAndKeepsTheRefreshTokenOutOfTheClaims) {
+  SessionRecord r = record_of("s-9", 5000, 1000);
+  r.refresh_token = "rt-secret";
+  r.refresh_at = 1300;
+  auto back = SessionRecord::from_json(r.to_json());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->sid, "s-9");
+  EXPECT_EQ(back->idp_sid, "idp-session-1");
+  EXPECT_EQ(back->refresh_token, "rt-secret");
+  EXPECT_EQ(back->refresh_at, 1300);
+  EXPECT_EQ(back->seen_at, 1000);
+  auto id = back->to_identity();
+  EXPECT_EQ(id->session_id, "s-9");
+  EXPECT_EQ(id->groups, std::vector<std::string>{"eng"});
+  EXPECT_EQ(boost::json::serialize(*id->claims).find("rt-secret"), std::string::npos);
+  EXPECT_FALSE(SessionRecord::from_json(R"({"sub":"alice"})"));       // no sid
+  EXPECT_FALSE(SessionRecord::from_json(R"({"sid":"s","sub":""})"));  // no subject
+  EXPECT_FALSE(SessionRecord::from_json("not json"));
+}
+
+TEST(SsoFlow, IdleCookieSessionsExpireAndAreTouchedWhileUsed) {
+  SsoConfig c = config_with(kKeyA);
+  c.idle_timeout = std::chrono::seconds(100);
+  SsoFlow flow(c);
+  CountingRandom random;
+  CookieSealer sealer({*CookieKey::from_file_contents(kKeyA)}, random);
+  const std::string cookie =
+      "__Host-portcullis=" + sealer.seal(record_of("s-1", 5000, 1000).to_json(), "session", 5000);
+  EXPECT_TRUE(session_of(flow, browser({cookie}), 1100));   // 100 s idle: still valid
+  EXPECT_FALSE(session_of(flow, browser({cookie}), 1101));  // beyond: gone
+  // Used after a tenth of the idle time, the session comes back with a fresh cookie whose
+  // last use is now, so it lives another idle period from here.
+  const SsoServices svc{nullptr, random, nullptr};
+  SessionResult used = run(flow.session(browser({cookie}), 1050, svc));
+  ASSERT_TRUE(used.identity);
+  ASSERT_FALSE(used.set_cookies.empty());
+  const std::string& fresh = used.set_cookies.front();
+  ASSERT_EQ(fresh.rfind("__Host-portcullis=", 0), 0u) << fresh;
+  const std::string value = fresh.substr(18, fresh.find(';') - 18);
+  EXPECT_TRUE(session_of(flow, browser({"__Host-portcullis=" + value}), 1140));
+  // Used within the tenth: nothing to write back.
+  EXPECT_TRUE(run(flow.session(browser({cookie}), 1005, svc)).set_cookies.empty());
+}
+
+TEST(SsoFlow, RedisSessionsLiveInTheStoreAndTheCookieOnlyRefersToThem) {
+  SsoConfig c = config_with(kKeyA);
+  c.session_store = SessionStoreKind::redis;
+  c.idle_timeout = std::chrono::minutes(30);
+  SsoFlow flow(c);
+  MemoryStore store;
+  CountingRandom random;
+  CookieSealer sealer({*CookieKey::from_file_contents(kKeyA)}, random);
+  const std::string ref =
+      "__Host-portcullis=" + sealer.seal(R"({"sid":"s-1"})", "session-ref", 5000);
+  // Nothing in the store: no session (a deleted or never-written session).
+  EXPECT_FALSE(session_of(flow, browser({ref}), 1000, &store));
+  store.values[SessionStore::session_key("s-1")] =
+      sealer.seal(record_of("s-1", 5000, 1000).to_json(), "session:s-1", 5000);
+  auto id = session_of(flow, browser({ref}), 1000, &store);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->subject, "alice");
+  EXPECT_EQ(id->session_id, "s-1");
+  // Each use resets the idle timer in the store (GETEX PX).
+  EXPECT_EQ(store.ttls[SessionStore::session_key("s-1")], std::chrono::minutes(30));
+  // Without the store (Redis down) or without the store wired, no session: deny, not allow.
+  store.down = true;
+  EXPECT_FALSE(session_of(flow, browser({ref}), 1000, &store));
+  store.down = false;
+  EXPECT_FALSE(session_of(flow, browser({ref}), 1000, nullptr));
+  // A session value copied under another id never opens (sealed for its own id).
+  const std::string ref2 =
+      "__Host-portcullis=" + sealer.seal(R"({"sid":"s-2"})", "session-ref", 5000);
+  store.values[SessionStore::session_key("s-2")] = store.values[SessionStore::session_key("s-1")];
+  EXPECT_FALSE(session_of(flow, browser({ref2}), 1000, &store));
+  // A whole session sealed into the cookie is not a reference.
+  const std::string whole =
+      "__Host-portcullis=" + sealer.seal(record_of("s-1", 5000, 1000).to_json(), "session", 5000);
+  EXPECT_FALSE(session_of(flow, browser({whole}), 1000, &store));
+  // Expired: the record's absolute end wins over the store's TTL.
+  EXPECT_FALSE(session_of(flow, browser({ref}), 5000, &store));
+}
+
+TEST(SsoFlow, LogoutDeletesARedisSessionAndRevokesItsId) {
+  SsoConfig c = config_with(kKeyA);
+  c.session_store = SessionStoreKind::redis;
+  SsoFlow flow(c);
+  MemoryStore store;
+  CountingRandom random;
+  CookieSealer sealer({*CookieKey::from_file_contents(kKeyA)}, random);
+  const std::string key = SessionStore::session_key("s-1");
+  store.values[key] = sealer.seal(record_of("s-1", 5000, 1000).to_json(), "session:s-1", 5000);
+  const std::string cookie =
+      "__Host-portcullis=" + sealer.seal(R"({"sid":"s-1"})", "session-ref", 5000);
+  SsoRequest req = browser({cookie});  // views: the cookie outlives the request
+  req.path = SsoFlow::kLogoutPath;
+  const SsoServices svc{nullptr, random, &store};
+  const SsoResponse r = run(flow.handle(req, 1000, svc));
+  EXPECT_EQ(r.status, 200u);  // no end_session_endpoint known: the gateway's own page
+  EXPECT_EQ(store.values.count(key), 0u);
+  EXPECT_EQ(store.revoked, std::vector<std::string>{"s-1"});
+  bool cleared = false;
+  for (const auto& [n, v] : r.headers) {
+    if (n == "set-cookie" && v.rfind("__Host-portcullis=;", 0) == 0) cleared = true;
+  }
+  EXPECT_TRUE(cleared);
+}
+
+TEST(SsoFlow, BackchannelLogoutIsAPostForRedisSessionsOnly) {
+  CountingRandom random;
+  MemoryStore store;
+  SsoRequest req = browser();
+  req.path = SsoFlow::kBackchannelLogoutPath;
+  EXPECT_TRUE(SsoFlow::wants_body("POST", SsoFlow::kBackchannelLogoutPath));
+  EXPECT_FALSE(SsoFlow::wants_body("GET", SsoFlow::kBackchannelLogoutPath));
+  EXPECT_FALSE(SsoFlow::wants_body("POST", SsoFlow::kLogoutPath));
+  SsoConfig c = config_with(kKeyA);
+  c.session_store = SessionStoreKind::redis;
+  SsoFlow redis_flow(c);
+  EXPECT_TRUE(redis_flow.is_gateway_path(SsoFlow::kBackchannelLogoutPath));
+  const SsoServices svc{nullptr, random, &store};
+  EXPECT_EQ(run(redis_flow.handle(req, 1000, svc)).status, 405u);  // GET
+  req.method = "POST";
+  SsoFlow cookie_flow(config_with(kKeyA));
+  const SsoResponse r = run(cookie_flow.handle(req, 1000, svc));
+  EXPECT_EQ(r.status, 501u);
+  EXPECT_EQ(r.content_type, "application/json");
 }
 
 }  // namespace
