@@ -671,6 +671,26 @@ const ErrorCase kErrorCases[] = {
      VALID "sso: {provider: nope, client_id: c, client_secret_file: certs/garbage.pem, "
            "cookie_secret_files: [certs/garbage.pem]}\n",
      4, 97, "garbage.pem'"},
+    {"redis sessions without cache.redis",
+     VALID "sso: {session_store: redis, provider: nope, client_id: c, "
+           "client_secret_file: certs/garbage.pem, cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 22, "session_store: redis needs cache.redis"},
+    {"cookie domain without a dot",
+     VALID "sso: {cookie_domain: localhost, provider: nope, client_id: c, "
+           "client_secret_file: certs/garbage.pem, cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 22, "cookie_domain 'localhost' must be a DNS name with at least one dot"},
+    {"client key id without private_key_jwt",
+     VALID "sso: {client_key_id: k1, provider: nope, client_id: c, "
+           "client_secret_file: certs/garbage.pem, cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 22, "client_key_id is only used with client_auth: private_key_jwt"},
+    {"private_key_jwt with a key file that is not a key",
+     VALID "sso: {client_auth: private_key_jwt, client_key_file: certs/garbage.pem, "
+           "provider: nope, client_id: c, cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 54, "garbage.pem':"},
+    {"private_key_jwt with a client secret too",
+     VALID "sso: {client_auth: private_key_jwt, client_secret_file: certs/garbage.pem, "
+           "provider: nope, client_id: c, cookie_secret_files: [certs/garbage.pem]}\n",
+     4, 6, "missing required key 'client_key_file' in 'sso'"},
     {"sso route without the sso section",
      VALID_LISTENERS VALID_UPSTREAMS "routes: [{name: r, match: {}, upstream: app, auth: sso}]\n",
      3, 52, "auth mode 'sso' needs the top-level sso section"},
