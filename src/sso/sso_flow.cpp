@@ -255,6 +255,7 @@ asio::awaitable<SessionResult> SsoFlow::session(const SsoRequest& req, std::int6
   if (!opened.record) co_return SessionResult{};
   SessionRecord& record = *opened.record;
   bool changed = false;
+  bool locked = false;  // this request holds the session's renewal lock
   if (!record.refresh_token.empty() && now >= record.refresh_at) {
     // With sessions in Redis one replica renews a session at a time (the others go on with
     // it as it is), so a rotating refresh token is never spent twice.
@@ -265,10 +266,12 @@ asio::awaitable<SessionResult> SsoFlow::session(const SsoRequest& req, std::int6
       mine = claimed.value_or(false);
     }
     if (mine) {
+      locked = redis_sessions();
       const RefreshOutcome outcome = co_await refresh(record, now, svc);
       if (outcome == RefreshOutcome::refused) {
-        if (redis_sessions() && svc.store) {
-          svc.store->remove({SessionStore::session_key(record.sid)});
+        if (locked) {
+          svc.store->remove(
+              {SessionStore::session_key(record.sid), SessionStore::refresh_lock_key(record.sid)});
         }
         co_return SessionResult{};
       }
@@ -289,6 +292,9 @@ asio::awaitable<SessionResult> SsoFlow::session(const SsoRequest& req, std::int6
     // A write that fails leaves the previous session in place: it stays valid as it was.
     if (cookies) out.set_cookies = std::move(*cookies);
   }
+  // Released only once the renewed session is written: another replica that takes the lock
+  // then reads the new refresh token, never the spent one.
+  if (locked) svc.store->remove({SessionStore::refresh_lock_key(record.sid)});
   out.identity = record.to_identity();
   co_return out;
 }
