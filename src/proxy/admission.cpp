@@ -112,9 +112,11 @@ boost::asio::awaitable<std::optional<SsoResponse>> authenticate_session(
     co_return std::nullopt;
   }
   ctx.decision = "deny";
-  ctx.decision_reason = revoked ? revoked->reason : std::string_view("no session");
+  ctx.decision_reason = revoked                     ? revoked->reason
+                        : session.store_unreachable ? std::string_view("session store unreachable")
+                                                    : std::string_view("no session");
   co_return runtime.sso->challenge(request, runtime.authenticator->sso_provider_status(),
-                                   services.random, now);
+                                   services.random, now, session.store_unreachable);
 }
 
 std::optional<SsoResponse> browser_denial(const RequestContext& ctx, const LocalReply& reply,

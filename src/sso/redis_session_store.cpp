@@ -1,5 +1,7 @@
 #include "sso/redis_session_store.hpp"
 
+#include <algorithm>
+
 #include "cache/redis_shared_cache.hpp"
 #include "cache/revocations.hpp"
 
@@ -18,8 +20,8 @@ std::string millis(std::chrono::milliseconds ms) {
 RedisSessionStore::RedisSessionStore(std::shared_ptr<RedisSharedCache> redis)
     : redis_(std::move(redis)) {}
 
-asio::awaitable<std::optional<std::string>> RedisSessionStore::load(
-    std::string key, std::chrono::milliseconds touch) {
+asio::awaitable<SessionStore::Loaded> RedisSessionStore::load(std::string key,
+                                                              std::chrono::milliseconds touch) {
   std::vector<std::string> args;
   if (touch.count() > 0) {
     args = {"GETEX", std::move(key), "PX", millis(touch)};
@@ -27,8 +29,13 @@ asio::awaitable<std::optional<std::string>> RedisSessionStore::load(
     args = {"GET", std::move(key)};
   }
   std::optional<RedisReply> r = co_await redis_->run(std::move(args));
-  if (!r || !r->is_string()) co_return std::nullopt;
-  co_return std::move(r->str);
+  Loaded out;
+  if (!r || r->is_error()) {
+    out.unreachable = true;
+  } else if (r->is_string()) {
+    out.value = std::move(r->str);
+  }
+  co_return out;
 }
 
 asio::awaitable<bool> RedisSessionStore::save(std::string key, std::string value,
@@ -70,6 +77,15 @@ void RedisSessionStore::remove(std::vector<std::string> keys) {
   if (keys.empty()) return;
   keys.insert(keys.begin(), "DEL");
   redis_->send(std::move(keys));
+}
+
+asio::awaitable<std::optional<std::size_t>> RedisSessionStore::remove_now(
+    std::vector<std::string> keys) {
+  if (keys.empty()) co_return std::size_t{0};
+  keys.insert(keys.begin(), "DEL");
+  std::optional<RedisReply> r = co_await redis_->run(std::move(keys));
+  if (!r || r->type != RedisReply::Type::integer) co_return std::nullopt;
+  co_return static_cast<std::size_t>(std::max<std::int64_t>(0, r->integer));
 }
 
 void RedisSessionStore::revoke_session(const std::string& sid, std::int64_t until_unix) {

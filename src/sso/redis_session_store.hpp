@@ -18,8 +18,7 @@ class RedisSessionStore final : public SessionStore {
  public:
   explicit RedisSessionStore(std::shared_ptr<RedisSharedCache> redis);
 
-  boost::asio::awaitable<std::optional<std::string>> load(std::string key,
-                                                          std::chrono::milliseconds touch) override;
+  boost::asio::awaitable<Loaded> load(std::string key, std::chrono::milliseconds touch) override;
   boost::asio::awaitable<bool> save(std::string key, std::string value,
                                     std::chrono::milliseconds ttl) override;
   boost::asio::awaitable<std::optional<bool>> claim(std::string key,
@@ -28,6 +27,8 @@ class RedisSessionStore final : public SessionStore {
   boost::asio::awaitable<std::optional<std::vector<std::string>>> index_members(
       std::string index) override;
   void remove(std::vector<std::string> keys) override;
+  boost::asio::awaitable<std::optional<std::size_t>> remove_now(
+      std::vector<std::string> keys) override;
   void revoke_session(const std::string& sid, std::int64_t until_unix) override;
 
  private:

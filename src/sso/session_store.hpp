@@ -23,10 +23,12 @@ class SessionStore {
  public:
   virtual ~SessionStore() = default;
 
-  // The value, its time to live reset to `touch` when > 0 (idle expiry); nullopt for a
-  // missing key or an unreachable store.
-  virtual boost::asio::awaitable<std::optional<std::string>> load(
-      std::string key, std::chrono::milliseconds touch) = 0;
+  struct Loaded {
+    std::optional<std::string> value;  // nullopt: no such key, or the store cannot be reached
+    bool unreachable = false;          // the store did not answer (not the same as no key)
+  };
+  // The value, its time to live reset to `touch` when > 0 (idle expiry).
+  virtual boost::asio::awaitable<Loaded> load(std::string key, std::chrono::milliseconds touch) = 0;
   // True once the store confirmed the write.
   virtual boost::asio::awaitable<bool> save(std::string key, std::string value,
                                             std::chrono::milliseconds ttl) = 0;
@@ -42,6 +44,9 @@ class SessionStore {
       std::string index) = 0;
   // Deletes keys (fire and forget).
   virtual void remove(std::vector<std::string> keys) = 0;
+  // Deletes keys and answers how many existed; nullopt when the store cannot be reached.
+  virtual boost::asio::awaitable<std::optional<std::size_t>> remove_now(
+      std::vector<std::string> keys) = 0;
   // Revokes a session id on every replica until `until_unix` (the revocations hash and
   // channel `portcullis revoke` uses; fire and forget).
   virtual void revoke_session(const std::string& sid, std::int64_t until_unix) = 0;

@@ -231,8 +231,9 @@ asio::awaitable<SsoFlow::OpenedSession> SsoFlow::open_session(const SsoRequest& 
     const std::string sid(sid_value->get_string());
     std::string key = SessionStore::session_key(sid);
     auto stored = co_await store->load(std::move(key), config_.idle_timeout);
-    if (!stored) co_return out;
-    auto plain = opener_->open(*stored, stored_purpose(sid), now);
+    out.store_unreachable = stored.unreachable;
+    if (!stored.value) co_return out;
+    auto plain = opener_->open(*stored.value, stored_purpose(sid), now);
     if (!plain) co_return out;
     record = SessionRecord::from_json(*plain);
     if (record && record->sid != sid) record.reset();
@@ -252,7 +253,11 @@ asio::awaitable<SsoFlow::OpenedSession> SsoFlow::open_session(const SsoRequest& 
 asio::awaitable<SessionResult> SsoFlow::session(const SsoRequest& req, std::int64_t now,
                                                 const SsoServices& svc) const {
   auto opened = co_await open_session(req, now, svc.store);
-  if (!opened.record) co_return SessionResult{};
+  if (!opened.record) {
+    SessionResult none;
+    none.store_unreachable = opened.store_unreachable;
+    co_return none;
+  }
   SessionRecord& record = *opened.record;
   bool changed = false;
   bool locked = false;  // this request holds the session's renewal lock
@@ -443,7 +448,7 @@ SsoResponse SsoFlow::error_response(const SsoRequest& req, unsigned status, std:
 }
 
 SsoResponse SsoFlow::challenge(const SsoRequest& req, const KeyStoreStatus& idp,
-                               RandomSource& random, std::int64_t now) const {
+                               RandomSource& random, std::int64_t now, bool keep_cookie) const {
   SsoResponse r;
   if (!is_browser_navigation(req)) {
     r = error_response(req, 401, "login_required",
@@ -457,6 +462,7 @@ SsoResponse SsoFlow::challenge(const SsoRequest& req, const KeyStoreStatus& idp,
     r = start_login(req, idp, random, now, std::move(return_url));
   }
   // A cookie that was sent but did not open (tampered, expired, another key) goes away.
+  if (keep_cookie) return r;
   if (auto joined = join_cookie(config_.effective_cookie_name(), req.cookies);
       !joined || joined->chunks > 0) {
     for (auto& h : clear_stale_chunks(config_.effective_cookie_name(), 0, kMaxCookieChunks,
@@ -709,14 +715,20 @@ asio::awaitable<SsoResponse> SsoFlow::backchannel_logout(const SsoRequest& req,
   }
   std::vector<std::string> keys;
   for (const auto& sid : *members) keys.push_back(SessionStore::session_key(sid));
-  keys.push_back(std::move(index));
-  app_log()->info("sso: back-channel logout ended {} session(s) ({})", members->size(),
+  // The index may still list sessions that ended otherwise (logout, expiry): count only the
+  // ones deleted now.
+  auto ended = co_await svc.store->remove_now(std::move(keys));
+  if (!ended) {
+    co_return error_response(api, 503, "session_store_unavailable",
+                             "the session store (Redis) cannot be reached");
+  }
+  svc.store->remove({std::move(index)});
+  app_log()->info("sso: back-channel logout ended {} session(s) ({})", *ended,
                   idp_sid.empty() ? "every session of the subject" : "one IdP session");
-  svc.store->remove(std::move(keys));
   SsoResponse r;
   r.status = 200;
   r.content_type = kJson;
-  r.body = json::serialize(json::object{{"sessions_ended", members->size()}}) + "\n";
+  r.body = json::serialize(json::object{{"sessions_ended", *ended}}) + "\n";
   r.headers.emplace_back("cache-control", "no-store");
   co_return r;
 }

@@ -63,6 +63,9 @@ struct SsoServices {
 struct SessionResult {
   std::shared_ptr<const Identity> identity;
   std::vector<std::string> set_cookies;
+  // No identity because the session store (Redis) did not answer: the cookie may be good,
+  // so the challenge keeps it (a Redis outage must not sign everybody out for good).
+  bool store_unreachable = false;
 };
 
 // What SsoFlow needs to know about a request (views into the codec's request).
@@ -112,8 +115,10 @@ class SsoFlow {
   boost::asio::awaitable<SessionResult> session(const SsoRequest& req, std::int64_t now,
                                                 const SsoServices& svc) const;
 
+  // A cookie that was sent but did not open is cleared, unless `keep_cookie` (the session
+  // store was unreachable).
   SsoResponse challenge(const SsoRequest& req, const KeyStoreStatus& idp, RandomSource& random,
-                        std::int64_t now) const;
+                        std::int64_t now, bool keep_cookie = false) const;
 
   boost::asio::awaitable<SsoResponse> handle(const SsoRequest& req, std::int64_t now,
                                              const SsoServices& svc) const;
@@ -139,6 +144,7 @@ class SsoFlow {
   struct OpenedSession {
     std::optional<SessionRecord> record;
     std::size_t chunks = 0;  // cookie chunks the request carried
+    bool store_unreachable = false;
   };
 
   bool redis_sessions() const { return config_.session_store == SessionStoreKind::redis; }

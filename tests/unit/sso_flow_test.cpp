@@ -37,11 +37,13 @@ class MemoryStore final : public SessionStore {
   std::vector<std::string> revoked;
   bool down = false;
 
-  boost::asio::awaitable<std::optional<std::string>> load(
-      std::string key, std::chrono::milliseconds touch) override {
-    if (down || !values.count(key)) co_return std::nullopt;
+  boost::asio::awaitable<Loaded> load(std::string key, std::chrono::milliseconds touch) override {
+    Loaded out;
+    out.unreachable = down;
+    if (down || !values.count(key)) co_return out;
     if (touch.count() > 0) ttls[key] = touch;
-    co_return values[key];
+    out.value = values[key];
+    co_return out;
   }
   boost::asio::awaitable<bool> save(std::string key, std::string value,
                                     std::chrono::milliseconds ttl) override {
@@ -69,6 +71,13 @@ class MemoryStore final : public SessionStore {
       values.erase(k);
       sets.erase(k);
     }
+  }
+  boost::asio::awaitable<std::optional<std::size_t>> remove_now(
+      std::vector<std::string> keys) override {
+    if (down) co_return std::nullopt;
+    std::size_t n = 0;
+    for (const auto& k : keys) n += values.erase(k);
+    co_return n;
   }
   void revoke_session(const std::string& sid, std::int64_t) override { revoked.push_back(sid); }
 };
@@ -381,6 +390,18 @@ TEST(SsoFlow, RedisSessionsLiveInTheStoreAndTheCookieOnlyRefersToThem) {
   // Without the store (Redis down) or without the store wired, no session: deny, not allow.
   store.down = true;
   EXPECT_FALSE(session_of(flow, browser({ref}), 1000, &store));
+  {
+    // ... and the challenge keeps the cookie: it opens again once Redis is back.
+    const SsoServices svc{nullptr, random, &store};
+    const SessionResult down = run(flow.session(browser({ref}), 1000, svc));
+    EXPECT_TRUE(down.store_unreachable);
+    const SsoResponse r =
+        flow.challenge(browser({ref}), discovered(), random, 1000, down.store_unreachable);
+    EXPECT_EQ(r.status, 302u);
+    for (const auto& [n, v] : r.headers) {
+      EXPECT_FALSE(n == "set-cookie" && v.rfind("__Host-portcullis=;", 0) == 0) << v;
+    }
+  }
   store.down = false;
   EXPECT_FALSE(session_of(flow, browser({ref}), 1000, nullptr));
   // A session value copied under another id never opens (sealed for its own id).

@@ -194,6 +194,17 @@ export async function startProvider(opts = {}) {
     accounts: async () => (await control('GET', '/accounts')).accounts,
     /** Adds or replaces an account {sub, password, email, name, groups}. */
     setAccount: (account) => control('POST', '/accounts', account),
+    /** Deletes an account ({removed}); its refresh tokens are refused from then on (invalid_grant). */
+    removeAccount: (sub) => control('POST', '/accounts/remove', { sub }),
+    /** Tokens the provider holds ({sub, clientId, kind = 'RefreshToken'}): [{value, sub, client_id, grant_id, iat, exp, ...}]. */
+    tokens: async ({ sub, clientId, kind } = {}) => {
+      const q = new URLSearchParams(Object.entries({ sub, client_id: clientId, kind }).filter(([, v]) => v !== undefined));
+      return (await control('GET', `/tokens?${q}`)).tokens;
+    },
+    /** A JWS over `payload` signed with the provider's current key ({payload, header, alg}); resolves the compact JWT. */
+    signJwt: async (o) => (await control('POST', '/sign', o)).jwt,
+    /** 'none' | 'status500': how token_endpoint answers from now on. */
+    setTokenFault: (mode) => control('POST', '/token-fault', { mode }),
     /** {client_id, sub, sid}: a provider-signed logout token; with deliver: true, POSTs it to the client's back-channel URI. */
     mintLogoutToken: (o) => control('POST', '/logout-token', o),
     /** Back-channel logout deliveries so far ({ok, client_id, uri, sub, sid, error, at}). */

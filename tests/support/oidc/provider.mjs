@@ -50,7 +50,8 @@
 //   GET  /state          {issuer, generation, algs, kids, signing, jwks, counters}
 //                        kids: every kid published at jwks_uri (newest first);
 //                        signing: {ALG: kid} of the keys that sign new tokens;
-//                        counters: {jwks, discovery, token, introspection} requests served
+//                        counters: {jwks, discovery, token, introspection} requests served,
+//                        refresh_ok / refresh_failed (refresh_token grants), token_fault
 //   POST /rotate         body {"keepOld": true|false, "algs": [..]} (both optional; also as
 //                        query ?keepOld=false). Generates a NEW key for every signing alg,
 //                        builds a NEW oidc-provider instance whose keystore is the new keys
@@ -76,11 +77,22 @@
 //   POST /logout-token   body {client_id, sub, sid, deliver}: a logout token signed by the
 //                        provider for that client ({logout_token}); deliver: true also POSTs
 //                        it to the client's backchannel_logout_uri ({delivered, error})
+//   POST /accounts/remove body {sub}: delete that account ({removed}); its refresh tokens
+//                        are then refused (invalid_grant: referenced account not found)
+//   GET  /tokens?sub=S&client_id=C&kind=RefreshToken  {tokens: [{value, sub, client_id,
+//                        grant_id, iat, exp, ...}]}: tokens the provider holds (opaque value
+//                        = id), e.g. to revoke a relying party's refresh token at
+//                        revocation_endpoint with that client's credentials
+//   POST /sign           body {payload, header, alg}: {jwt} signed with the provider's
+//                        current key for alg (default the first); header merged over
+//                        {alg, kid, typ: "JWT"} (malformed logout tokens for negative tests)
+//   POST /token-fault    body {"mode": "none"|"status500"}: token_endpoint answers normally /
+//                        HTTP 500 (counted as counters.token_fault)
 //
 // As a module: `startOidcProvider(options)` runs the same thing in the calling process and
 // resolves with {issuer, port, urls.., control, rotateKey({keepOld, algs}), state(),
 // setJwksFault(mode), clients(), updateClient(metadata), accounts(), setAccount(a),
-// mintLogoutToken(o), close()}; browser options: redirectUris, postLogoutRedirectUris,
+// removeAccount({sub}), listTokens(o), signJwt(o), setTokenFault(mode), mintLogoutToken(o), close()}; browser options: redirectUris, postLogoutRedirectUris,
 // backchannelLogoutUri, consent, logoutConfirm, accounts. `CLIENTS`, `SCOPES`, `DEFAULTS`,
 // `SSO_CLIENTS`, `CLI_CLIENT_ID`, `ACCOUNTS` and `SELECTORS` describe the fixture.
 // oidc-provider is imported lazily, so importing this file for the constants is cheap.
@@ -264,7 +276,17 @@ function createSharedStore(maxEntries = 100000) {
     if (entries.size >= maxEntries) entries.delete(entries.keys().next().value);
     entries.set(k, { value, expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity });
   };
-  return { get, set, delete: (k) => entries.delete(k) };
+  /** [key, value] of every live entry whose key starts with `prefix`. */
+  const list = (prefix) => {
+    const out = [];
+    for (const k of [...entries.keys()]) {
+      if (!k.startsWith(prefix)) continue;
+      const v = get(k);
+      if (v !== undefined) out.push([k, v]);
+    }
+    return out;
+  };
+  return { get, set, delete: (k) => entries.delete(k), list };
 }
 
 function sharedAdapterFactory(store) {
@@ -587,12 +609,15 @@ export async function startOidcProvider(options = {}) {
   if (!!cert !== !!key) throw new Error('--cert and --key go together');
   const tlsOn = !!cert;
   const cookieKeys = [crypto.randomBytes(32).toString('base64url')];
-  const adapter = sharedAdapterFactory(createSharedStore());
+  const sharedStore = createSharedStore();
+  const adapter = sharedAdapterFactory(sharedStore);
 
   const counters = {
     jwks: 0, discovery: 0, token: 0, introspection: 0, revocation: 0,
     authorization: 0, end_session: 0, device_authorization: 0, userinfo: 0, login_ok: 0, login_failed: 0,
+    refresh_ok: 0, refresh_failed: 0, token_fault: 0,
   };
+  let tokenFault = 'none'; // 'none' | 'status500': how the token endpoint answers (POST /token-fault)
   const backchannelLog = []; // back-channel logout deliveries, oldest first (last 100)
 
   // Browser SSO: test accounts and browser clients (shared by every provider instance).
@@ -691,7 +716,16 @@ export async function startOidcProvider(options = {}) {
           return;
         }
       } else if (ctx.path === '/.well-known/openid-configuration') counters.discovery += 1;
-      else if (ctx.path === '/token') counters.token += 1;
+      else if (ctx.path === '/token') {
+        counters.token += 1;
+        if (tokenFault === 'status500') {
+          counters.token_fault += 1;
+          ctx.status = 500;
+          ctx.type = 'application/json';
+          ctx.body = { error: 'server_error', error_description: 'injected by /token-fault' };
+          return;
+        }
+      }
       else if (ctx.path === '/token/introspection') counters.introspection += 1;
       else if (ctx.path === '/token/revocation') counters.revocation += 1;
       else if (ctx.path === '/auth') counters.authorization += 1;
@@ -709,6 +743,15 @@ export async function startOidcProvider(options = {}) {
       }
     });
     p.on('server_error', (ctx, err) => log(`oidc-provider server_error: ${err?.stack ?? err}`));
+    // refresh_token grants served / refused (e.g. invalid_grant after a revocation).
+    p.on('grant.success', (ctx) => {
+      if (ctx.oidc?.params?.grant_type === 'refresh_token') counters.refresh_ok += 1;
+    });
+    p.on('grant.error', (ctx, err) => {
+      if (ctx.oidc?.params?.grant_type !== 'refresh_token') return;
+      counters.refresh_failed += 1;
+      log(`oidc fixture: refresh_token grant refused: ${err?.error ?? ''} ${err?.error_description ?? err?.message ?? err}`);
+    });
     const noteBackchannel = (entry) => {
       backchannelLog.push({ at: new Date().toISOString(), ...entry });
       if (backchannelLog.length > 100) backchannelLog.shift();
@@ -842,6 +885,7 @@ export async function startOidcProvider(options = {}) {
     signing: { ...signing },
     jwks: { keys: keys.map(publicJwk) },
     jwks_fault: jwksFault,
+    token_fault: tokenFault,
     counters: { ...counters },
     backchannel_logouts: backchannelLog.map((e) => ({ ...e })),
   });
@@ -889,6 +933,46 @@ export async function startOidcProvider(options = {}) {
     checkAccount(a);
     accounts.set(a.sub, accountRecord(a));
     return accountsInfo().find((x) => x.sub === a.sub);
+  };
+  const removeAccount = ({ sub } = {}) => {
+    if (typeof sub !== 'string' || !sub) throw new Error('sub is required');
+    return { removed: accounts.delete(sub) };
+  };
+  // Refresh tokens (or other token kinds) the provider holds, e.g. to revoke the one a relying
+  // party keeps to itself through the revocation endpoint. The opaque token value is its id.
+  const listTokens = ({ sub, client_id: clientId, kind = 'RefreshToken' } = {}) => {
+    const now = Math.floor(Date.now() / 1000);
+    return sharedStore.list(`${kind}:`)
+      .map(([k, v]) => ({ value: k.slice(kind.length + 1), ...v }))
+      .filter((t) => (!sub || t.accountId === sub) && (!clientId || t.clientId === clientId))
+      .filter((t) => !(typeof t.exp === 'number' && t.exp <= now))
+      .map((t) => ({
+        kind, value: t.value, sub: t.accountId, client_id: t.clientId, grant_id: t.grantId,
+        iat: t.iat, exp: t.exp, consumed: t.consumed ?? null, session_uid: t.sessionUid, sid: t.sid,
+      }));
+  };
+  // Any JWS signed with one of the provider's current signing keys (for negative tests: a
+  // logout token without its event, with a nonce, expired...). header is merged over
+  // {alg, kid, typ: 'JWT'}; alg defaults to the first configured one.
+  const signJwt = ({ payload, header = {}, alg = algs[0] } = {}) => {
+    if (!payload || typeof payload !== 'object') throw new Error('payload (an object) is required');
+    const jwk = keys.find((k) => k.kid === signing[alg]);
+    if (!jwk) throw new Error(`no signing key for ${alg}`);
+    const h = { alg, kid: jwk.kid, typ: 'JWT', ...header };
+    const input = `${Buffer.from(JSON.stringify(h)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+    const key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+    const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`;
+    const sig = crypto.sign(hash, Buffer.from(input), {
+      key,
+      ...(alg.startsWith('ES') ? { dsaEncoding: 'ieee-p1363' } : {}),
+      ...(alg.startsWith('PS') ? { padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST } : {}),
+    });
+    return { jwt: `${input}.${sig.toString('base64url')}` };
+  };
+  const setTokenFault = (mode) => {
+    if (!['none', 'status500'].includes(mode)) throw new Error(`bad token fault mode ${mode}`);
+    tokenFault = mode;
+    return state();
   };
   const mintLogoutToken = async ({ client_id: clientId, sub, sid, deliver = false } = {}) => {
     const client = await provider.Client.find(String(clientId ?? ''));
@@ -950,11 +1034,20 @@ export async function startOidcProvider(options = {}) {
       if (req.method === 'POST' && url.pathname === '/clients') return send(200, await updateClient(body));
       if (req.method === 'GET' && url.pathname === '/accounts') return send(200, { accounts: accountsInfo() });
       if (req.method === 'POST' && url.pathname === '/accounts') return send(200, setAccount(body));
+      if (req.method === 'POST' && url.pathname === '/accounts/remove') return send(200, removeAccount(body));
       if (req.method === 'POST' && url.pathname === '/logout-token') return send(200, await mintLogoutToken(body));
+      if (req.method === 'GET' && url.pathname === '/tokens') {
+        return send(200, { tokens: listTokens(Object.fromEntries(url.searchParams)) });
+      }
+      if (req.method === 'POST' && url.pathname === '/sign') return send(200, signJwt(body));
+      if (req.method === 'POST' && url.pathname === '/token-fault') {
+        return send(200, setTokenFault(body.mode ?? url.searchParams.get('mode') ?? 'none'));
+      }
       return send(404, {
         error: 'not_found',
-        endpoints: ['GET /state', 'POST /rotate', 'POST /jwks-fault', 'POST /shutdown',
-          'GET /clients', 'POST /clients', 'GET /accounts', 'POST /accounts', 'POST /logout-token'],
+        endpoints: ['GET /state', 'POST /rotate', 'POST /jwks-fault', 'POST /token-fault', 'POST /shutdown',
+          'GET /clients', 'POST /clients', 'GET /accounts', 'POST /accounts', 'POST /accounts/remove',
+          'POST /logout-token', 'GET /tokens', 'POST /sign'],
       });
     } catch (e) {
       return send(400, { error: String(e?.message ?? e) });
@@ -999,6 +1092,10 @@ export async function startOidcProvider(options = {}) {
     updateClient,
     accounts: accountsInfo,
     setAccount,
+    removeAccount,
+    listTokens,
+    signJwt,
+    setTokenFault,
     mintLogoutToken,
     consent,
     logoutConfirm,
