@@ -267,6 +267,8 @@ class H2ServerSession final : public DownstreamConnection {
     if (local && !local->www_authenticate.empty()) {
       h.push_back(nv("www-authenticate", local->www_authenticate));
     }
+    // A session renewed on the way to this answer (e.g. a policy 403) is not lost.
+    for (const auto& c : s.ctx.set_cookies) h.push_back(nv("set-cookie", c));
     if (s.is_grpc || s.method == "HEAD") {
       nghttp2_submit_response(session_, s.id, h.data(), h.size(), nullptr);
       s.resp_end = true;

@@ -1033,6 +1033,8 @@ asio::awaitable<bool> H1Session<Stream>::reply(Exchange& ex, unsigned status,
   if (local && !local->www_authenticate.empty()) {
     res.set(http::field::www_authenticate, local->www_authenticate);
   }
+  // A session renewed on the way to this answer (e.g. a policy 403) is not lost.
+  for (const auto& c : ex.ctx.set_cookies) res.insert(http::field::set_cookie, c);
   if (ex.web) {
     res.set("grpc-status", std::to_string(grpc_status_for_reply(status, error)));
     res.set("grpc-message",

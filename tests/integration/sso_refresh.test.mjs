@@ -46,7 +46,7 @@ import { startRedis, redisCommand } from '../support/redis.mjs';
 import {
   CALLBACK_PATH, USERINFO_PATH, NAV_ACCEPT, JSON_ACCEPT, writeCookieKey, ssoSection, ssoGatewayConfig,
   echoPageHandler, gwRequest, assertLoginRequired, assertJsonError, waitForSsoReady, sessionChunks,
-  cookieHeader, recordResponses, isDeletion, parseSetCookie, apiResult,
+  cookieHeader, recordResponses, isDeletion, parseSetCookie, apiResult, setCookiesOf,
 } from '../support/sso.mjs';
 
 const COOKIE = 'portcullis';
@@ -281,6 +281,21 @@ describe('SSO silent renewal with refresh tokens', { timeout: 240_000 }, () => {
     const resp = await s.page.goto(`${gw.G.origin}/eng/${marker('page')}`);
     assert.equal(resp.status(), 403);
     assert.match(await s.page.content(), /Access denied/);
+  });
+
+  test('(f) a renewal made on the way to a policy 403 rides on the 403: the renewed cookie is not lost', async () => {
+    await idp.setAccount({ sub: 'dave', password: 'dave-password', email: 'dave@example.test', groups: ['engineering'] });
+    const s = await signInOn(gw.G, 'dave', 'dave-password');
+    const c0 = await counters();
+    await sleep(2500); // past refresh_interval (2s)
+    const denied = await api(gw.G, s.cookie, '/ops');
+    assertJsonError(assert, denied, 403, 'forbidden', 'ops route (dave is not in ops)');
+    assert.ok((await counters()).refresh_ok > c0.refresh_ok, 'this request renewed the session');
+    const renewed = setCookiesOf(denied).filter((c) => c.name === 'portcullis' && !isDeletion(c));
+    assert.equal(renewed.length, 1, `the 403 carries the renewed session cookie: ${JSON.stringify(denied.headers['set-cookie'])}`);
+    assert.ok(renewed[0].maxAge > 3000, `Max-Age of the renewed cookie is about session_ttl (1h): ${renewed[0].maxAge}`);
+    const info = await userinfo(gw.G, `portcullis=${renewed[0].value}`);
+    assert.equal(info.session_id, s.info.session_id, 'the renewed cookie opens the same session');
   });
 
   test('(c) the IdP refuses the renewal (refresh token revoked by the client): the session ends', async () => {
