@@ -97,6 +97,19 @@ struct Server::Impl {
                             result.config->audit->key_file != current->audit->key_file))) {
       app_log()->warn("audit changes take effect on restart; the running audit log is kept");
     }
+    if (result.config->redis.has_value() != current->redis.has_value()) {
+      app_log()->warn("cache.redis changes take effect on restart; the running connection is kept");
+    }
+    // Sessions in Redis need the shared cache's connection, made at start-up only: such a
+    // config cannot serve a single browser until a restart, so it is refused here.
+    if (result.config->sso && result.config->sso->session_store == SessionStoreKind::redis &&
+        !session_store) {
+      metrics.reloads_failure.fetch_add(1, std::memory_order_relaxed);
+      app_log()->error(
+          "reload refused, keeping the running config: sso sessions in Redis need cache.redis "
+          "at start-up (restart to add it, or set sso.session_store: cookie)");
+      return;
+    }
     ++generation;
     try {
       publish(result.config);

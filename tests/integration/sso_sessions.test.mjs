@@ -506,4 +506,21 @@ describe('SSO sessions in Redis (session_store)', { timeout: 150_000 }, () => {
     assert.equal(await exists(redis2.port, sessionKey(fresh.info.session_id)), 1, 'the new session is stored');
     assert.equal((await api(g, fresh.cookie)).status, 200, 'a new sign-in works once Redis is back');
   });
+  test('a reload that adds cache.redis (auto: Redis sessions) is refused: the connection is made at start-up only', async () => {
+    const g = gw.cookie;
+    const s = await signInOn(g);
+    assert.equal((await api(g, s.cookie)).status, 200);
+    const file = path.join(dir, 'gw-cookie.yaml');
+    const original = fs.readFileSync(file, 'utf8');
+    writeConfig(configOf(g, { redisPort: redis1.port }), { path: file });
+    try {
+      g.proc.reload();
+      await g.proc.waitForLog('sso sessions in Redis need cache.redis at start-up', 5000);
+      // Still the running (cookie) config: the browser's session works, no Redis key made.
+      for (let i = 0; i < 3; i++) assert.equal((await api(g, s.cookie)).status, 200, 'the cookie session still works');
+      assert.equal(s.info.session_store, 'cookie');
+    } finally {
+      writeConfig(original, { path: file });
+    }
+  });
 });
