@@ -136,13 +136,13 @@ std::string json_error(unsigned status, std::string_view error, std::string_view
          "\n";
 }
 
-std::string login_field(const json::object& o, std::string_view k) {
+std::string string_field(const json::object& o, std::string_view k) {
   const auto* v = o.if_contains(k);
   return v && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
-std::string login_field(const std::optional<json::object>& login, std::string_view k) {
-  return login ? login_field(*login, k) : std::string();
+std::string string_field(const std::optional<json::object>& login, std::string_view k) {
+  return login ? string_field(*login, k) : std::string();
 }
 
 json::array to_json(const std::vector<std::string>& v) {
@@ -551,7 +551,7 @@ asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req, std::int64
     }
   }
   const auto state = query_param(req.query, "state");
-  if (!login || !state || state->empty() || *state != login_field(login, "state")) {
+  if (!login || !state || state->empty() || *state != string_field(login, "state")) {
     co_return error_response(req, 400, "state_mismatch",
                              "this sign-in was not started here or has expired; try again");
   }
@@ -566,8 +566,8 @@ asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req, std::int64
     co_return error_response(req, 400, "bad_callback", "the callback carries no code");
   }
   std::string form = "grant_type=authorization_code&code=" + form_encode(*code) +
-                     "&redirect_uri=" + form_encode(login_field(login, "redirect_uri")) +
-                     "&code_verifier=" + form_encode(login_field(login, "verifier"));
+                     "&redirect_uri=" + form_encode(string_field(login, "redirect_uri")) +
+                     "&code_verifier=" + form_encode(string_field(login, "verifier"));
   auto tokens = co_await token_request(std::move(form), now, svc);
   if (!tokens) {
     co_return error_response(
@@ -580,7 +580,7 @@ asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req, std::int64
                              "the identity provider's answer has no ID token");
   }
   // Arguments are named, never temporaries inside co_await: GCC 12 destroys those twice.
-  const std::string nonce = login_field(login, "nonce");
+  const std::string nonce = string_field(login, "nonce");
   const std::string raw_id_token(id_token->get_string());
   const std::optional<std::string_view> expected_nonce(nonce);
   auto identity = co_await svc.auth->verify_id_token(raw_id_token, expected_nonce);
@@ -622,7 +622,7 @@ asio::awaitable<SsoResponse> SsoFlow::callback(const SsoRequest& req, std::int64
                 {{"request-id", std::string(req.request_id)}});
   // The return address was checked (or built from our own normalized path) when the login
   // started; check it again, so no path to an open redirect exists even if that changes.
-  auto target = guard_.check(login_field(login, "return"), req.tls ? "https" : "http", req.host);
+  auto target = guard_.check(string_field(login, "return"), req.tls ? "https" : "http", req.host);
   r.headers.emplace_back("location", target ? std::move(*target) : std::string("/"));
   r.headers.emplace_back("cache-control", "no-store");
   for (auto& c : *cookies) r.headers.emplace_back("set-cookie", std::move(c));
@@ -692,8 +692,8 @@ asio::awaitable<SsoResponse> SsoFlow::backchannel_logout(const SsoRequest& req,
                              "the logout token was refused: " + claims.error());
   }
   const json::object& c = **claims;
-  const std::string issuer = login_field(c, "iss");
-  if (const std::string jti = login_field(c, "jti"); !jti.empty()) {
+  const std::string issuer = string_field(c, "iss");
+  if (const std::string jti = string_field(c, "jti"); !jti.empty()) {
     // A logout token is used once (replay guard for as long as such tokens are accepted).
     std::string key = SessionStore::logout_jti_key(issuer, jti);
     auto fresh = co_await svc.store->claim(std::move(key), kLogoutTokenMemory);
@@ -705,8 +705,8 @@ asio::awaitable<SsoResponse> SsoFlow::backchannel_logout(const SsoRequest& req,
       co_return error_response(api, 400, "invalid_request", "this logout token was used already");
     }
   }
-  const std::string idp_sid = login_field(c, "sid");
-  std::string index = idp_sid.empty() ? SessionStore::subject_index(issuer, login_field(c, "sub"))
+  const std::string idp_sid = string_field(c, "sid");
+  std::string index = idp_sid.empty() ? SessionStore::subject_index(issuer, string_field(c, "sub"))
                                       : SessionStore::idp_session_index(issuer, idp_sid);
   auto members = co_await svc.store->index_members(index);
   if (!members) {
