@@ -17,7 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "core/units.hpp"
@@ -33,6 +35,7 @@ namespace {
 constexpr std::string_view kLoginUsage =
     "usage: portcullis login --issuer URL --client-id ID [--scope S] [--resource R]\n"
     "                        [--ca-file FILE] [--output FILE] [--timeout D]\n"
+    "       portcullis login --refresh [--output FILE] [--ca-file FILE]\n"
     "\n"
     "Signs in by the OAuth 2.0 device authorization grant (RFC 8628): open the address it\n"
     "prints in any browser, enter the code, and the access token is saved (mode 0600) for\n"
@@ -46,7 +49,10 @@ constexpr std::string_view kLoginUsage =
     "  --ca-file FILE    CA bundle for an IdP with a private CA\n"
     "  --output FILE     where to save (default $XDG_CONFIG_HOME/portcullis/token.json, else\n"
     "                    ~/.config/portcullis/token.json)\n"
-    "  --timeout D       give up after D (default 10m)\n";
+    "  --timeout D       give up after D (default 10m)\n"
+    "  --refresh         no browser: trade the saved refresh token for a new access token\n"
+    "                    (issuer and client id from the saved file); exit 1 when the IdP\n"
+    "                    refuses it (sign in again)\n";
 
 struct LoginOptions {
   std::string issuer;
@@ -56,6 +62,7 @@ struct LoginOptions {
   std::string ca_file;
   std::string output;
   std::chrono::milliseconds timeout = std::chrono::minutes(10);
+  bool refresh = false;
 };
 
 std::string string_field(const json::object& o, std::string_view k) {
@@ -115,6 +122,29 @@ Expected<std::monostate, std::string> save_private(const std::string& path,
     return unexpected("cannot replace " + path + ": " + std::strerror(errno));
   }
   return std::monostate{};
+}
+
+// The saved token file: the token endpoint's answer plus issuer, client id and expiry. A
+// refresh that returns no new refresh token keeps the previous one.
+json::object saved_tokens(const LoginOptions& o, const json::object& answer,
+                          const std::string& previous_refresh_token) {
+  const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const std::int64_t expires_in = int_field(answer, "expires_in", 0);
+  json::object saved{{"issuer", o.issuer},
+                     {"client_id", o.client_id},
+                     {"token_type", string_field(answer, "token_type")},
+                     {"access_token", string_field(answer, "access_token")},
+                     {"expires_at", expires_in > 0 ? now_unix + expires_in : 0}};
+  for (const char* k : {"refresh_token", "id_token", "scope"}) {
+    if (auto v = string_field(answer, k); !v.empty()) saved[k] = v;
+  }
+  if (!o.resource.empty()) saved["resource"] = o.resource;  // asked for again on refresh
+  if (!saved.contains("refresh_token") && !previous_refresh_token.empty()) {
+    saved["refresh_token"] = previous_refresh_token;
+  }
+  return saved;
 }
 
 // GCC 12 warns -Wmismatched-new-delete on Asio's coroutine frame (allocated and freed by
@@ -203,20 +233,9 @@ asio::awaitable<int> login(const LoginOptions& o) {
       co_return 1;
     }
     if (r->status == 200 && !string_field(*answer, "access_token").empty()) {
-      const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
       const std::int64_t expires_in = int_field(*answer, "expires_in", 0);
-      json::object saved{{"issuer", o.issuer},
-                         {"client_id", o.client_id},
-                         {"token_type", string_field(*answer, "token_type")},
-                         {"access_token", string_field(*answer, "access_token")},
-                         {"expires_at", expires_in > 0 ? now_unix + expires_in : 0}};
-      for (const char* k : {"refresh_token", "id_token", "scope"}) {
-        if (auto v = string_field(*answer, k); !v.empty()) saved[k] = v;
-      }
       const std::string path = o.output.empty() ? default_output() : o.output;
-      auto written = save_private(path, json::serialize(saved) + "\n");
+      auto written = save_private(path, json::serialize(saved_tokens(o, *answer, {})) + "\n");
       if (!written) {
         std::cerr << "portcullis: " << written.error() << "\n";
         co_return 1;
@@ -242,6 +261,77 @@ asio::awaitable<int> login(const LoginOptions& o) {
   }
 }
 
+// `--refresh`: the saved file's refresh token for a new access token (refresh_token grant,
+// RFC 6749 6) at the token endpoint of the saved issuer; the file is replaced atomically.
+asio::awaitable<int> refresh(LoginOptions o) {
+  const std::string path = o.output.empty() ? default_output() : o.output;
+  std::string contents;
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream buffer;
+    if (in) buffer << in.rdbuf();
+    if (!in) {
+      std::cerr << "portcullis: cannot read " << path << " (sign in with portcullis login)\n";
+      co_return 1;
+    }
+    contents = buffer.str();
+  }
+  auto saved = json_object(contents);
+  const std::string refresh_token = saved ? string_field(*saved, "refresh_token") : "";
+  if (!saved || refresh_token.empty()) {
+    std::cerr << "portcullis: " << path
+              << " holds no refresh token; sign in again with portcullis login\n";
+    co_return 1;
+  }
+  o.issuer = string_field(*saved, "issuer");
+  o.client_id = string_field(*saved, "client_id");
+  o.resource = string_field(*saved, "resource");
+  if (o.issuer.empty() || o.client_id.empty()) {
+    std::cerr << "portcullis: " << path << " names no issuer or client id\n";
+    co_return 1;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  HttpClient http(
+      ex, HttpClientOptions{o.ca_file, std::chrono::seconds(15), 1024 * 1024, "portcullis-login"});
+  std::string issuer = o.issuer;
+  while (!issuer.empty() && issuer.back() == '/') issuer.pop_back();
+  HttpRequestSpec discovery{"GET", issuer + "/.well-known/openid-configuration", {}, {}};
+  auto disc = co_await http.fetch(std::move(discovery));
+  auto doc = disc && disc->status == 200 ? json_object(disc->body) : std::nullopt;
+  const std::string token_endpoint = doc ? string_field(*doc, "token_endpoint") : "";
+  if (!doc || string_field(*doc, "issuer") != o.issuer || token_endpoint.empty()) {
+    std::cerr << "portcullis: discovery at " << issuer << " failed\n";
+    co_return 1;
+  }
+  const std::vector<std::pair<std::string, std::string>> form{
+      {"content-type", "application/x-www-form-urlencoded"}, {"accept", "application/json"}};
+  HttpRequestSpec token{"POST", token_endpoint, form,
+                        "grant_type=refresh_token&refresh_token=" + form_encode(refresh_token) +
+                            "&client_id=" + form_encode(o.client_id) +
+                            (o.resource.empty() ? "" : "&resource=" + form_encode(o.resource))};
+  auto r = co_await http.fetch(std::move(token));
+  if (!r) {
+    std::cerr << "portcullis: token endpoint: " << r.error() << "\n";
+    co_return 1;
+  }
+  auto answer = json_object(r->body);
+  if (r->status != 200 || !answer || string_field(*answer, "access_token").empty()) {
+    const std::string error = answer ? string_field(*answer, "error") : "";
+    std::cerr << "portcullis: the refresh was refused (" << (error.empty() ? "?" : error)
+              << ", HTTP " << r->status << "); sign in again with portcullis login\n";
+    co_return 1;
+  }
+  auto written =
+      save_private(path, json::serialize(saved_tokens(o, *answer, refresh_token)) + "\n");
+  if (!written) {
+    std::cerr << "portcullis: " << written.error() << "\n";
+    co_return 1;
+  }
+  std::cerr << "Token refreshed and saved to " << path << " (expires in "
+            << int_field(*answer, "expires_in", 0) << "s)\n";
+  co_return 0;
+}
+
 int usage(std::string_view why) {
   std::cerr << "portcullis: " << why << "\n\n" << kLoginUsage;
   return 2;
@@ -249,7 +339,7 @@ int usage(std::string_view why) {
 
 int run_coroutine(const LoginOptions& o) {
   asio::io_context io;
-  auto done = asio::co_spawn(io, login(o), asio::use_future);
+  auto done = asio::co_spawn(io, o.refresh ? refresh(o) : login(o), asio::use_future);
   io.run();
   return done.get();
 }
@@ -264,6 +354,10 @@ int run_login(const std::vector<std::string_view>& args) {
     if (a == "--help" || a == "-h") {
       std::cout << kLoginUsage;
       return 0;
+    }
+    if (a == "--refresh") {
+      o.refresh = true;
+      continue;
     }
     const bool takes_value = a == "--issuer" || a == "--client-id" || a == "--scope" ||
                              a == "--resource" || a == "--ca-file" || a == "--output" ||
@@ -283,8 +377,11 @@ int run_login(const std::vector<std::string_view>& args) {
       o.timeout = *d;
     }
   }
-  if (o.issuer.empty()) return usage("login needs --issuer URL");
-  if (o.client_id.empty()) return usage("login needs --client-id ID");
+  if (o.refresh && (!o.issuer.empty() || !o.client_id.empty())) {
+    return usage("--refresh takes the issuer and client id from the saved file");
+  }
+  if (!o.refresh && o.issuer.empty()) return usage("login needs --issuer URL");
+  if (!o.refresh && o.client_id.empty()) return usage("login needs --client-id ID");
   try {
     return run_coroutine(o);
   } catch (const std::exception& e) {

@@ -242,6 +242,7 @@ describe('portcullis login (device authorization grant) with the fixture IdP and
   let browser;
   let root; // temp dir of this file
   let aliceToken; // from test 1, for test 2
+  let aliceFile; // from test 1, for test 8
   const logins = [];
   const login = (args, opts) => { const l = startLogin(args, opts); logins.push(l); return l; };
   /** A sandbox HOME and XDG_CONFIG_HOME so no run can touch the real user's config. */
@@ -307,6 +308,7 @@ describe('portcullis login (device authorization grant) with the fixture IdP and
     assertNoSecrets(l, saved);
     assert.deepEqual([...filesUnder(s.home), ...filesUnder(s.xdg)], [], 'nothing written to the default location');
     aliceToken = saved.access_token;
+    aliceFile = out;
   });
 
   test('2. the saved token works on a gateway bearer route (group engineering); controls 401/403', async () => {
@@ -491,5 +493,53 @@ describe('portcullis login (device authorization grant) with the fixture IdP and
     } finally {
       await new Promise((resolve) => { server.close(resolve); server.closeAllConnections?.(); });
     }
+  });
+  test('8. --refresh trades the saved refresh token for a new access token; refusals exit 1 and keep the file', async () => {
+    assert.ok(aliceFile, 'needs the file of test 1');
+    const s = sandbox('refresh');
+    const env = sandboxEnv(s);
+    const out = path.join(s.dir, 'token.json');
+    fs.copyFileSync(aliceFile, out);
+    fs.chmodSync(out, 0o600);
+    const before = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.equal(typeof before.refresh_token, 'string', 'the device grant gave a refresh token');
+    assert.equal(before.resource, 'api://mesh', 'the resource asked for is kept for the refresh');
+    const tokensBefore = (await idp.state()).counters.token;
+    await new Promise((r) => setTimeout(r, 1100)); // a new token has a later iat
+    const r = await run(BIN, ['login', '--refresh', '--output', out], { env, timeoutMs: 15_000 });
+    assert.equal(r.code, 0, `refresh: ${r.stderr}${r.stdout}`);
+    assert.match(r.stderr, /^Token refreshed and saved to .+ \(expires in \d+s\)$/m);
+    assert.ok((await idp.state()).counters.token > tokensBefore, 'through the token endpoint');
+    const after = checkTokenFile(out, { idp });
+    assert.notEqual(after.access_token, before.access_token, 'a new access token');
+    assert.ok(decodeJwt(after.access_token).payload.iat > decodeJwt(before.access_token).payload.iat);
+    assert.equal(typeof after.refresh_token, 'string');
+    for (const secret of [after.access_token, after.refresh_token, before.refresh_token]) {
+      assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), 'no token printed');
+    }
+    assert.deepEqual([...filesUnder(s.home), ...filesUnder(s.xdg)], [], 'nothing written elsewhere');
+
+    // The IdP refuses an unknown refresh token: exit 1, says so, the file is left as it was.
+    const bogus = JSON.stringify({ ...after, refresh_token: 'not-a-refresh-token-of-this-idp' });
+    fs.writeFileSync(out, bogus, { mode: 0o600 });
+    const refused = await run(BIN, ['login', '--refresh', '--output', out], { env, timeoutMs: 15_000 });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /refresh was refused \(invalid_grant, HTTP 400\); sign in again/);
+    assert.equal(fs.readFileSync(out, 'utf8'), bogus, 'a refused refresh changes nothing');
+
+    // No refresh token saved, no file: exit 1 before any request; --refresh with --issuer: usage.
+    const noRt = { ...after };
+    delete noRt.refresh_token;
+    fs.writeFileSync(out, JSON.stringify(noRt), { mode: 0o600 });
+    const tokensNow = (await idp.state()).counters.token;
+    const none = await run(BIN, ['login', '--refresh', '--output', out], { env, timeoutMs: 15_000 });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /holds no refresh token/);
+    const missing = await run(BIN, ['login', '--refresh', '--output', path.join(s.dir, 'nope.json')], { env, timeoutMs: 15_000 });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /cannot read/);
+    assert.equal((await idp.state()).counters.token, tokensNow, 'no token request without a refresh token');
+    const mixed = await run(BIN, ['login', '--refresh', '--issuer', idp.issuer, '--output', out], { env, timeoutMs: 10_000 });
+    assert.equal(mixed.code, 2, mixed.stderr);
   });
 });
