@@ -1233,7 +1233,11 @@ std::optional<PolicyBinding> Loader::policy_binding(const Field& f, const std::s
   b.line = pos_of(f.key_node).line;
   if (f.value.IsMap()) {
     b.ref = "inline";
-    auto parsed = parse_policy(f.value, source_, source_ + " route " + route_name);
+    // Named in decisions (403 bodies, the browser's deny page, audit records) by the config's
+    // file name and the route, never by the server's directory layout.
+    const std::string label =
+        std::filesystem::path(source_).filename().string() + " route " + route_name;
+    auto parsed = parse_policy(f.value, source_, label);
     for (auto& e : parsed.errors) {
       e.message = f.path + ": " + e.message;
       errors_.push_back(std::move(e));

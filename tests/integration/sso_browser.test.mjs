@@ -589,7 +589,9 @@ describe('browser SSO through the gateway: Chromium + oidc-provider + echo upstr
     assert.ok(who.includes(ACCOUNTS.mallory.email) || who === 'mallory', `#identity shows mallory's email or subject: ${who}`);
     const rule = await s.page.$('#rule');
     assert.ok(rule, '#rule shown (show_deny_reason: true)');
-    assert.ok((await rule.textContent()).trim().length > 0, '#rule is not empty');
+    // The route's inline policy, named by the config's file name and the route: never by the
+    // server's directories.
+    assert.match((await rule.textContent()).trim(), /^[\w.-]+\.yaml route eng#default$/, '#rule names the rule, no path');
     assertSelfContainedHtml(assert, await resp.text(), 'access-denied page');
     const others = requests.filter((u) => u !== resp.url() && !u.startsWith('data:') && new URL(u).pathname !== '/favicon.ico');
     assert.deepEqual(others, [], 'the access-denied page loads nothing else');
