@@ -153,6 +153,8 @@ class H1Session final : public DownstreamConnection {
   // when the request is over (the client failed or timed out: recorded as 408/499
   // client_aborted_upload; the body passed `limit`: answered 413).
   void prepare_chunk_buffer();
+  // "100 Continue" to a client that sent Expect: 100-continue; false when the write failed.
+  asio::awaitable<bool> send_continue();
   asio::awaitable<std::optional<std::size_t>> read_body_chunk(RequestParser& parser, Exchange& ex,
                                                               std::uint64_t limit);
   // Relay buffers, header hygiene, forwarding headers, X-Portcullis-* identity headers with
@@ -470,12 +472,7 @@ asio::awaitable<bool> H1Session<Stream>::handle(RequestParser& parser) {
       if (ctx.content_length && *ctx.content_length > SsoFlow::kMaxBodyBytes) {
         co_return co_await reply(ex, 413, "payload_too_large", "the body is too large", false);
       }
-      if (expect_continue) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_deadline(limits_.idle_timeout);
-        auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
-        if (ec) co_return false;
-      }
+      if (expect_continue && !co_await send_continue()) co_return false;
       prepare_chunk_buffer();
       while (!parser.is_done()) {
         const auto got = co_await read_body_chunk(parser, ex, SsoFlow::kMaxBodyBytes);
@@ -594,10 +591,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     metrics.requests_total.fetch_add(1, std::memory_order_relaxed);
 
     if (expect_continue && has_body && !sent_continue) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      client_deadline(limits_.idle_timeout);
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
-      if (ec) co_return false;
+      if (!co_await send_continue()) co_return false;
       sent_continue = true;
     }
 
@@ -753,6 +747,14 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
 }
 
 template <class Stream>
+asio::awaitable<bool> H1Session<Stream>::send_continue() {
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  client_deadline(limits_.idle_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
+  co_return !ec;
+}
+
+template <class Stream>
 void H1Session<Stream>::prepare_chunk_buffer() {
   if (!chunk_) {
     chunk_ = std::make_unique<char[]>(kChunk);
@@ -895,12 +897,7 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
     }
   } detach{h2, id, bridge.get()};
 
-  if (expect_continue && has_body) {
-    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    client_deadline(limits_.idle_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), use_nothrow);
-    if (ec) co_return false;
-  }
+  if (expect_continue && has_body && !co_await send_continue()) co_return false;
   while (!parser.is_done() && !bridge->closed) {
     if (bridge->request.size() >= kStreamBuffer) {
       co_await bridge->wait();
