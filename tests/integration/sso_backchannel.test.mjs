@@ -52,7 +52,7 @@ import { connectH2, h2request } from '../support/h2_client.mjs';
 import { compact } from '../support/bearer.mjs';
 import {
   CALLBACK_PATH, USERINFO_PATH, NAV_ACCEPT, JSON_ACCEPT, writeCookieKey, ssoSection, ssoGatewayConfig,
-  echoPageHandler, gwRequest, assertLoginRequired, assertJsonError, waitForSsoReady, sessionChunks, cookieHeader,
+  echoPageHandler, gwRequest, assertLoginRequired, assertJsonError, waitForSsoReady, sessionChunks, cookieHeader, sessionKey, subjectIndex, idpSessionIndex, marker,
 } from '../support/sso.mjs';
 
 const BACKCHANNEL_PATH = '/.portcullis/backchannel-logout';
@@ -60,13 +60,7 @@ const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const COOKIE = 'portcullis';
 const FORM = 'application/x-www-form-urlencoded';
 
-const sessionKey = (sid) => `pc:sso:s:v1:${sid}`;
-const digestKey = (prefix, a, b) => `${prefix}${crypto.createHash('sha256').update(`${a}\n${b}`).digest('base64url')}`;
-const subjectIndex = (issuer, sub) => digestKey('pc:sso:sub:v1:', issuer, sub);
-const idpSessionIndex = (issuer, sid) => digestKey('pc:sso:idp:v1:', issuer, sid);
 
-let markerSeq = 0;
-const marker = (tag) => `${tag}-${process.pid}-${++markerSeq}`;
 
 describe('SSO back-channel logout', { timeout: 180_000 }, () => {
   const cleanup = cleanupList();

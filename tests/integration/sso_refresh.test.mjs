@@ -46,13 +46,11 @@ import { startRedis, redisCommand } from '../support/redis.mjs';
 import {
   CALLBACK_PATH, USERINFO_PATH, NAV_ACCEPT, JSON_ACCEPT, writeCookieKey, ssoSection, ssoGatewayConfig,
   echoPageHandler, gwRequest, assertLoginRequired, assertJsonError, waitForSsoReady, sessionChunks,
-  cookieHeader, recordResponses, isDeletion, parseSetCookie, apiResult, setCookiesOf,
+  cookieHeader, recordResponses, isDeletion, parseSetCookie, apiResult, setCookiesOf, sessionKey, refreshLockKey as lockKey, marker,
 } from '../support/sso.mjs';
 
 const COOKIE = 'portcullis';
 const NOREFRESH_CLIENT = 'portcullis-sso-norefresh';
-const sessionKey = (sid) => `pc:sso:s:v1:${sid}`;
-const lockKey = (sid) => `pc:sso:lock:v1:${sid}`;
 const nowS = () => Date.now() / 1000;
 /** session_expires_at as epoch seconds (accepts seconds, ms or an RFC 3339 string). */
 function expirySeconds(v) {
@@ -61,8 +59,6 @@ function expirySeconds(v) {
 }
 const groupsOf = (echo) => String(echo.headers['x-portcullis-groups'] ?? '').split(',').map((g) => g.trim()).filter(Boolean);
 
-let markerSeq = 0;
-const marker = (tag) => `${tag}-${process.pid}-${++markerSeq}`;
 
 describe('SSO silent renewal with refresh tokens', { timeout: 240_000 }, () => {
   const cleanup = cleanupList();

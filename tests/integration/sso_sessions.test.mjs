@@ -57,17 +57,14 @@ import { startRedis, redisCommand } from '../support/redis.mjs';
 import {
   CALLBACK_PATH, USERINFO_PATH, LOGOUT_PATH, NAV_ACCEPT, JSON_ACCEPT, writeCookieKey, ssoSection,
   ssoGatewayConfig, echoPageHandler, gwRequest, assertLoginRequired, assertLoginRedirect,
-  waitForSsoReady, sessionChunks, cookieHeader, setCookiesOf, isDeletion, recordResponses,
+  waitForSsoReady, sessionChunks, cookieHeader, setCookiesOf, isDeletion, recordResponses, sessionKey, marker,
 } from '../support/sso.mjs';
 
 const COOKIE = 'portcullis'; // cookie_secure: false
 const SESSION_TTL_MS = 8 * 3600 * 1000;
-const sessionKey = (sid) => `pc:sso:s:v1:${sid}`;
 const BIG_USER = { sub: 'bigal', password: 'bigal-password', email: 'bigal@example.test', name: 'Big Al' };
 const BIG_GROUPS = Array.from({ length: 200 }, (_, i) => `team-${String(i).padStart(3, '0')}-with-a-long-name`);
 
-let markerSeq = 0;
-const marker = (tag) => `${tag}-${process.pid}-${++markerSeq}`;
 
 /** A base64url (or base64) string's bytes, as latin1 text (for "no clear text inside" checks). */
 function decodedText(value) {

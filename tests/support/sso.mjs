@@ -29,6 +29,23 @@ export const JSON_ACCEPT = 'application/json';
 export const SSO_SCOPES = Object.freeze(['openid', 'email', 'profile', 'groups']);
 
 // ---------------------------------------------------------------------------------------
+// Redis keys of browser sessions (src/sso/session_store.cpp) and unique request markers
+
+const digestKey = (prefix, a, b) => `${prefix}${crypto.createHash('sha256').update(`${a}\n${b}`).digest('base64url')}`;
+/** The Redis key of a session (session_store: redis). */
+export const sessionKey = (sid) => `pc:sso:s:v1:${sid}`;
+/** The renewal lock of a session. */
+export const refreshLockKey = (sid) => `pc:sso:lock:v1:${sid}`;
+/** The set of a subject's session ids (back-channel logout by sub). */
+export const subjectIndex = (issuer, sub) => digestKey('pc:sso:sub:v1:', issuer, sub);
+/** The set of session ids made from one IdP session (back-channel logout by sid). */
+export const idpSessionIndex = (issuer, sid) => digestKey('pc:sso:idp:v1:', issuer, sid);
+
+let markerSeq = 0;
+/** A unique path segment, so access-log lines and upstream requests can be told apart. */
+export const marker = (tag) => `${tag}-${process.pid}-${++markerSeq}`;
+
+// ---------------------------------------------------------------------------------------
 // Config
 
 /** Writes a cookie key (32 random bytes as 64 hex chars, like `openssl rand -hex 32`) to DIR/NAME.key. */
