@@ -1087,12 +1087,11 @@ void Loader::parse_upstream(const YAML::Node& node, const std::string& path) {
     if (auto v = integer(*r, 0, 5)) upstream.retries = static_cast<unsigned>(*v);
   }
   if (const Field* t = m->get("tls")) {
-    if (upstream.protocol == UpstreamProtocol::h2) {
+    if (upstream.protocol != UpstreamProtocol::h2c) {
+      if (!upstream.tls) upstream.tls.emplace();  // http1 over TLS (h2 has one already)
       parse_upstream_tls(*t, *upstream.tls);
     } else {
-      value_error(*t,
-                  "TLS to upstreams needs protocol h2 (HTTP/1.1 over TLS to upstreams is not "
-                  "supported yet; h2c and http1 are cleartext)");
+      value_error(*t, "h2c is HTTP/2 in cleartext: use protocol h2 for HTTP/2 over TLS");
     }
   }
   config_.upstreams.push_back(std::move(upstream));

@@ -899,7 +899,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
   UpstreamMetrics& metrics = *ctx.upstream_metrics;
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   std::uint64_t exclude = 0;
-  auto acquired = co_await worker_.pool().acquire(up, metrics, exclude);
+  auto acquired = co_await worker_.pool().acquire(up, metrics, exclude, ctx.upstream_tls);
   if (s.down_closed) co_return;
   if (!acquired) {
     reply_connect_failure(s, acquired.error());
@@ -947,7 +947,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
       req.body().more = false;
     }
     conn->stream.expires_after(up.timeouts.idle);
-    auto [ec, n] = co_await http::async_write(conn->stream, sr, nothrow);
+    auto [ec, n] = co_await http::async_write(conn->io, sr, nothrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       worker_.pool().record_failure(up, conn->endpoint_index);
@@ -964,7 +964,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
     rp->body_limit(boost::none);
     if (ctx.method == "HEAD") rp->skip(true);
     conn->stream.expires_after(ctx.route->timeout.value_or(up.timeouts.request));
-    auto [ec, n] = co_await http::async_read_header(conn->stream, conn->buffer, *rp, nothrow);
+    auto [ec, n] = co_await http::async_read_header(conn->io, conn->buffer, *rp, nothrow);
     if (s.down_closed) co_return;
     if (ec) {
       worker_.pool().record_failure(up, conn->endpoint_index);
@@ -997,7 +997,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
     res.body().data = buf.data();
     res.body().size = buf.size();
     conn->stream.expires_after(up.timeouts.idle);
-    auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, *rp, nothrow);
+    auto [ec, n] = co_await http::async_read_some(conn->io, conn->buffer, *rp, nothrow);
     if (ec == http::error::need_buffer) ec = {};
     if (s.down_closed) co_return;
     if (ec) {

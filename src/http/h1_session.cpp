@@ -566,7 +566,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     std::optional<UpstreamFailure> failure;
     while (!conn && connect_attempts < max_connect_attempts) {
       ++connect_attempts;
-      auto acquired = co_await worker_.pool().acquire(up, metrics, exclude);
+      auto acquired = co_await worker_.pool().acquire(up, metrics, exclude, ctx.upstream_tls);
       if (acquired) {
         conn = std::move(*acquired);
       } else {
@@ -614,7 +614,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         req.body().more = false;
       }
       upstream_deadline(conn->stream, up.timeouts.idle);
-      auto [ec, n] = co_await http::async_write(conn->stream, sr, use_nothrow);
+      auto [ec, n] = co_await http::async_write(conn->io, sr, use_nothrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_write_failed = true;
@@ -633,8 +633,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         rp->body_limit(boost::none);
         if (ex.head) rp->skip(true);
         upstream_deadline(conn->stream, response_timeout);
-        auto [ec, n] =
-            co_await http::async_read_header(conn->stream, conn->buffer, *rp, use_nothrow);
+        auto [ec, n] = co_await http::async_read_header(conn->io, conn->buffer, *rp, use_nothrow);
         if (ec) {
           read_failed = true;
           timed_out = upstream_timed_out_;
@@ -703,7 +702,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
       res.body().data = chunk_.get();
       res.body().size = kChunk;
       upstream_deadline(conn->stream, up.timeouts.idle);
-      auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, *rp, use_nothrow);
+      auto [ec, n] = co_await http::async_read_some(conn->io, conn->buffer, *rp, use_nothrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_failed = true;

@@ -85,7 +85,7 @@ std::shared_ptr<ssl::context> make_server_tls_context(const TlsConfig& tls) {
   return ctx;
 }
 
-std::shared_ptr<ssl::context> make_upstream_tls_context(const UpstreamTlsConfig& tls) {
+std::shared_ptr<ssl::context> make_upstream_tls_context(const UpstreamTlsConfig& tls, bool http1) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   SSL_CTX* native = ctx->native_handle();
   SSL_CTX_set_min_proto_version(native, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
@@ -112,8 +112,11 @@ std::shared_ptr<ssl::context> make_upstream_tls_context(const UpstreamTlsConfig&
       throw std::runtime_error("cannot load client key '" + tls.key_file + "': " + openssl_error());
     }
   }
-  static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
-  if (SSL_CTX_set_alpn_protos(native, kAlpn, sizeof kAlpn) != 0) {
+  static constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+  static constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  const int alpn = http1 ? SSL_CTX_set_alpn_protos(native, kAlpnHttp11, sizeof kAlpnHttp11)
+                         : SSL_CTX_set_alpn_protos(native, kAlpnH2, sizeof kAlpnH2);
+  if (alpn != 0) {
     throw std::runtime_error("cannot set ALPN: " + openssl_error());
   }
   return ctx;

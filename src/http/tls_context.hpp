@@ -17,7 +17,9 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const TlsConf
 // verification against the configured CA file or the system store, optional client
 // certificate, ALPN offering only h2. Throws std::runtime_error (start-up / reload only).
 // The host name to verify is set per connection (prepare_upstream_tls).
-std::shared_ptr<boost::asio::ssl::context> make_upstream_tls_context(const UpstreamTlsConfig& tls);
+// `http1`: ALPN offers http/1.1 (an http1 upstream over TLS), else h2 (protocol h2).
+std::shared_ptr<boost::asio::ssl::context> make_upstream_tls_context(const UpstreamTlsConfig& tls,
+                                                                     bool http1 = false);
 
 // Sets SNI (names only, never IP literals, per RFC 6066) and the identity the certificate must
 // carry (a DNS name, or an IP address in a SAN) on a not yet connected SSL object. Returns

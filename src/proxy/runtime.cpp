@@ -19,7 +19,10 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const Config> conf
   auto& registry = MetricsRegistry::instance();
   std::map<std::string, std::shared_ptr<boost::asio::ssl::context>> tls_by_upstream;
   for (const auto& up : rt->config->upstreams) {
-    if (up.tls) tls_by_upstream[up.name] = make_upstream_tls_context(*up.tls);
+    if (up.tls) {
+      tls_by_upstream[up.name] =
+          make_upstream_tls_context(*up.tls, up.protocol == UpstreamProtocol::http1);
+    }
   }
   for (const auto& route : rt->config->routes) {
     const UpstreamConfig* up = rt->config->find_upstream(route.upstream);

@@ -2,13 +2,21 @@
 
 #include <sys/socket.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <boost/asio/ssl/stream_base.hpp>
 #include <cerrno>
+#include <cstdio>
+
+#include "core/log.hpp"
+#include "http/tls_context.hpp"
 
 namespace portcullis {
 namespace asio = boost::asio;
+namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -72,7 +80,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(
 
 asio::awaitable<Expected<std::unique_ptr<UpstreamConnection>, UpstreamFailure>>
 UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics,
-                      std::uint64_t& exclude) {
+                      std::uint64_t& exclude, asio::ssl::context* tls) {
   auto& state = state_for(upstream);
   auto now = clock_.steady_now();
   int index = state.picker->pick(now, exclude);
@@ -82,6 +90,13 @@ UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics,
   }
   const auto& address = upstream.endpoints[index].address;
   std::string key = endpoint_key(upstream, address);
+  if (tls != nullptr) {
+    // A reload builds new contexts (CA, client certificate): never reuse a connection that
+    // was verified under the old one.
+    char tag[32];
+    std::snprintf(tag, sizeof tag, "|tls@%p", static_cast<void*>(tls));
+    key += tag;
+  }
   if (auto conn = take_idle(key, now, state.idle_timeout)) {
     conn->endpoint_index = index;
     metrics.connections_reused.fetch_add(1, std::memory_order_relaxed);
@@ -116,10 +131,49 @@ UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics,
     co_return unexpected(timed_out ? UpstreamFailure::connect_timeout
                                    : UpstreamFailure::connect_failed);
   }
-  conn->stream.expires_never();
   conn->stream.socket().set_option(tcp::no_delay(true), ec);
+  if (tls != nullptr) {
+    std::string why = co_await handshake(upstream, *tls, *conn);
+    if (!why.empty()) {
+      app_log()->warn("upstream {} ({}): {}", upstream.name, conn->address, why);
+      state.picker->record_failure(index, clock_.steady_now());
+      if (index < 64) exclude |= std::uint64_t{1} << index;
+      co_return unexpected(UpstreamFailure::connect_failed);
+    }
+  }
+  conn->stream.expires_never();
   metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
   co_return conn;
+}
+
+asio::awaitable<std::string> UpstreamPool::handshake(const UpstreamConfig& upstream,
+                                                     asio::ssl::context& tls,
+                                                     UpstreamConnection& conn) {
+  const auto& endpoint = upstream.endpoints.at(static_cast<std::size_t>(conn.endpoint_index));
+  const std::string& name = upstream.tls && !upstream.tls->server_name.empty()
+                                ? upstream.tls->server_name
+                                : endpoint.address.host;
+  auto stream = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(conn.stream, tls);
+  if (!prepare_upstream_tls(stream->native_handle(), name)) {
+    conn.metrics.error(UpstreamErrorKind::tls);
+    co_return "cannot use " + escape_for_log(name) + " as the TLS server name";
+  }
+  conn.stream.expires_after(upstream.timeouts.connect);  // the handshake shares it
+  auto [ec] = co_await stream->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  if (ec) {
+    conn.metrics.error(ec == beast::error::timeout ? UpstreamErrorKind::timeout
+                                                   : UpstreamErrorKind::tls);
+    std::string reason = ec.message();
+    const long verify = SSL_get_verify_result(stream->native_handle());
+    if (verify != X509_V_OK) {
+      reason += " (certificate: ";
+      reason += X509_verify_cert_error_string(verify);
+      reason += ')';
+    }
+    co_return "TLS handshake failed for " + escape_for_log(name) + ": " + reason;
+  }
+  conn.tls = std::move(stream);
+  co_return std::string();
 }
 
 void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn,

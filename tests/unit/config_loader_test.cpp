@@ -634,7 +634,7 @@ const ErrorCase kErrorCases[] = {
                      "    protocol: h2c\n"
                      "    endpoints: ['127.0.0.1:9000']\n"
                      "    tls: {ca: certs/ca.crt}\n" VALID_ROUTES,
-     6, 10, "TLS to upstreams needs protocol h2"},
+     6, 10, "h2c is HTTP/2 in cleartext: use protocol h2 for HTTP/2 over TLS"},
     {"upstream client certificate without key",
      VALID_LISTENERS "upstreams:\n"
                      "  - name: app\n"
