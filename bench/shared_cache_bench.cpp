@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cache/redis_shared_cache.hpp"
+#include "latency_counters.hpp"
 
 namespace {
 
@@ -53,15 +54,7 @@ void run_gets(benchmark::State& state, const std::string& address, bool expect_h
       asio::detached);
   io.run();
   if (failed) state.SkipWithError(expect_hit ? "expected hits" : "expected misses");
-  if (!latencies_us.empty()) {
-    std::sort(latencies_us.begin(), latencies_us.end());
-    const auto at = [&](double p) {
-      return latencies_us[std::min(latencies_us.size() - 1,
-                                   static_cast<std::size_t>(p * latencies_us.size()))];
-    };
-    state.counters["p50_us"] = at(0.50);
-    state.counters["p99_us"] = at(0.99);
-  }
+  set_latency_counters(state, latencies_us);
 }
 
 void BM_SharedCacheHitRedisUp(benchmark::State& state) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cache/redis_shared_cache.hpp"
+#include "latency_counters.hpp"
 #include "sso/redis_session_store.hpp"
 #include "sso/session_store.hpp"
 #include "sso/sso_flow.hpp"
@@ -97,15 +98,7 @@ void run_lookups(benchmark::State& state, const SsoFlow& flow, const std::string
       asio::detached);
   io.run();
   if (failed) state.SkipWithError("the session did not open");
-  if (!latencies_us.empty()) {
-    std::sort(latencies_us.begin(), latencies_us.end());
-    const auto at = [&](double p) {
-      return latencies_us[std::min(latencies_us.size() - 1,
-                                   static_cast<std::size_t>(p * latencies_us.size()))];
-    };
-    state.counters["p50_us"] = at(0.50);
-    state.counters["p99_us"] = at(0.99);
-  }
+  set_latency_counters(state, latencies_us);
 }
 
 void BM_SsoSessionInCookie(benchmark::State& state) {

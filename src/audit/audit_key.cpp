@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 
 #include "authn/base64url.hpp"
+#include "core/openssl_error.hpp"
 #include "core/sha256.hpp"
 
 namespace portcullis {
@@ -36,15 +37,6 @@ using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
 std::shared_ptr<EVP_PKEY> share(EVP_PKEY* key) {
   return std::shared_ptr<EVP_PKEY>(key, [](EVP_PKEY* k) { EVP_PKEY_free(k); });
-}
-
-std::string openssl_error() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  std::array<char, 256> buf{};
-  ERR_error_string_n(code, buf.data(), buf.size());
-  return buf.data();
 }
 
 std::string sys_error(const std::string& what, const std::string& path) {

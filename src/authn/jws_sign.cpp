@@ -15,6 +15,7 @@
 #include <openssl/rsa.h>
 
 #include "authn/base64url.hpp"
+#include "core/openssl_error.hpp"
 #include "core/sha256.hpp"
 
 namespace portcullis {
@@ -34,15 +35,6 @@ struct EcdsaSigDeleter {
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
 using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter>;
-
-std::string openssl_error() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  std::array<char, 256> buf{};
-  ERR_error_string_n(code, buf.data(), buf.size());
-  return buf.data();
-}
 
 // Never prompt on a terminal for an encrypted key: refuse it instead.
 int no_passphrase(char*, int, int, void*) {

@@ -22,6 +22,7 @@
 
 #include "authn/base64url.hpp"
 #include "authn/jws_sign.hpp"
+#include "core/openssl_error.hpp"
 
 namespace portcullis {
 namespace {
@@ -30,15 +31,6 @@ struct BioDeleter {
   void operator()(BIO* b) const noexcept { BIO_free(b); }
 };
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-
-std::string openssl_error() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  std::array<char, 256> buf{};
-  ERR_error_string_n(code, buf.data(), buf.size());
-  return buf.data();
-}
 
 [[noreturn]] void fail(const std::string& what) {
   throw std::runtime_error("assertion signing key: " + what);

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/openssl_error.hpp"
+
 namespace portcullis {
 namespace ssl = boost::asio::ssl;
 
@@ -20,15 +22,6 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-std::string openssl_error() {
-  char buf[256];
-  unsigned long e = ERR_get_error();
-  if (e == 0) return "unknown OpenSSL error";
-  ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
 
 // Selects h2, else http/1.1, from the client's ALPN list (the server's order wins); a client
 // offering only protocols we do not speak gets no ALPN (and falls back to HTTP/1.1 or gives
