@@ -249,7 +249,7 @@ function adminAddressOf(config) {
 /**
  * Starts `${BIN} serve --config FILE` and waits for GET http://ADMIN/readyz == 200 (10 s).
  * options: {config (object | YAML string), configPath (use an existing file instead),
- *           env, args (extra), readyTimeoutMs = 10000, adminAddress (if not in config)}
+ *           env, args (extra), readyTimeoutMs = 30000, adminAddress (if not in config)}
  * Returns {pid, proc, configPath, adminUrl, logs(), accessLog(), waitForLog(re),
  *          stop(signal), reload(), exited, rssKiB(), hwmKiB()}.
  */
@@ -351,7 +351,7 @@ export async function startGateway(options = {}) {
     async admin(pathname) { return httpRequest({ url: `${adminUrl}${pathname}` }); },
   };
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 10_000);
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
   for (;;) {
     if (exitInfo) {
       throw new Error(`gateway exited before ready (code ${exitInfo.code}, signal ${exitInfo.signal}${exitInfo.error ? `, ${exitInfo.error}` : ''})\n${allText()}`);
@@ -362,7 +362,7 @@ export async function startGateway(options = {}) {
     } catch { /* not yet */ }
     if (Date.now() > deadline) {
       await gw.stop('SIGKILL', 2000);
-      throw new Error(`gateway not ready (GET ${adminUrl}/readyz != 200) within ${options.readyTimeoutMs ?? 10_000} ms\n${allText()}`);
+      throw new Error(`gateway not ready (GET ${adminUrl}/readyz != 200) within ${options.readyTimeoutMs ?? 30_000} ms\n${allText()}`);
     }
     await sleep(100);
   }

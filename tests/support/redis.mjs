@@ -102,7 +102,7 @@ export function redisCommand(port, args, { timeoutMs = 3000 } = {}) {
  * and waits until it answers PING. options: {port (default: a free one), args, readyTimeoutMs}.
  * Returns {port, address, pid, exited, logs(), command(...args), cli(args), stop(), kill9()}.
  */
-export async function startRedis({ port, args = [], readyTimeoutMs = 5000 } = {}) {
+export async function startRedis({ port, args = [], readyTimeoutMs = 20_000 } = {}) {
   port = port ?? await freePort();
   const dir = tempDir('portcullis-redis-');
   const proc = spawn(REDIS_SERVER, [

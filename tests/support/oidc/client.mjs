@@ -13,11 +13,12 @@
 // getToken/introspect/revoke talk to `opts.provider`, or else to the provider started last
 // (and not stopped yet). HTTP is done with node:http/node:https rather than fetch so that an
 // HTTPS provider with a test CA works (`ca` option; defaults to the provider's own --cert).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -55,7 +56,7 @@ function secretFor(clientId) {
  * Spawns tests/support/oidc/provider.mjs and resolves when it printed its ready line.
  * opts: {port=0, controlPort=0, algs=['RS256'], audiences=['api://mesh','api://other'],
  *        ttl=300, jwksMaxAge, cert, key (file paths: HTTPS, issuer https://localhost:PORT),
- *        issuer, ca (PEM the helpers trust; default: the cert file), timeoutMs=20000, env,
+ *        issuer, ca (PEM the helpers trust; default: the cert file), timeoutMs=60000, env,
  *        browser SSO: redirectUris, postLogoutRedirectUris (arrays or comma lists, for the
  *        portcullis-sso* clients), backchannelLogoutUri, consent ('auto'|'page'),
  *        logoutConfirm ('page'|'auto'), extraCa (PEM file the provider trusts for its own
@@ -63,6 +64,18 @@ function secretFor(clientId) {
  * Resolves with the handle described in the README (issuer, jwksUri, tokenEndpoint, ...,
  * pid, stop(), rotateKey({keepOld}), state(), setJwksFault(mode), getToken(), introspect()).
  */
+/** Load average and the busiest processes: context for a start-up that timed out. */
+function machineSnapshot() {
+  let top = '';
+  try {
+    top = execFileSync('ps', ['-eo', 'pid,ppid,pcpu,rss,etime,args', '--sort=-pcpu'], { encoding: 'utf8', timeout: 5000 })
+      .split('\n').slice(0, 12).map((l) => l.slice(0, 200)).join('\n');
+  } catch (e) {
+    top = `(ps failed: ${e.message})`;
+  }
+  return `load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, free memory ${Math.round(os.freemem() / 2 ** 20)} MiB\n${top}`;
+}
+
 export async function startProvider(opts = {}) {
   const args = [PROVIDER_SCRIPT, '--exit-with-stdin',
     '--port', String(opts.port ?? 0), '--control-port', String(opts.controlPort ?? 0)];
@@ -80,7 +93,11 @@ export async function startProvider(opts = {}) {
   if (opts.consent) args.push('--consent', opts.consent);
   if (opts.logoutConfirm) args.push('--logout-confirm', opts.logoutConfirm);
   const ca = opts.ca ?? (opts.cert ? fs.readFileSync(opts.cert) : undefined);
-  const timeoutMs = opts.timeoutMs ?? 20000;
+  // Start-up normally takes about half a second; the generous limit only bounds a hang (a CI
+  // run once saw a start stall past 20 s). The error says how far start-up got and what the
+  // machine was doing, since that is all there is to go on afterwards.
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const spawnedAt = Date.now();
 
   const child = spawn(process.execPath, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -97,7 +114,9 @@ export async function startProvider(opts = {}) {
   const readyLine = await new Promise((resolve, reject) => {
     let buf = '';
     let done = false;
-    const timer = setTimeout(() => finish(new Error(`oidc provider not ready after ${timeoutMs} ms; stderr:\n${stderr}`)), timeoutMs);
+    const timer = setTimeout(() => finish(new Error(
+      `oidc provider not ready after ${Date.now() - spawnedAt} ms (limit ${timeoutMs}); stderr:\n${stderr}\n`
+      + `${machineSnapshot()}`)), timeoutMs);
     const finish = (err, value) => {
       if (done) return;
       done = true;

@@ -589,10 +589,14 @@ function ssoClientMetadata(id, {
 /**
  * Starts the provider (and its control endpoint) in this process.
  * options: {host, port, controlPort, algs, audiences, ttl, jwksMaxAge, cert, key, issuer,
- *           log(line)}; cert/key are PEM strings or Buffers (HTTPS), or file paths via certFile/keyFile.
+ *           log(line), stage(name)}; cert/key are PEM strings or Buffers (HTTPS), or file paths via
+ * certFile/keyFile. stage(name) is called as start-up passes each step (script mode writes
+ * them to stderr with timestamps, so a start that hangs shows where).
  */
 export async function startOidcProvider(options = {}) {
+  const stage = options.stage ?? (() => {});
   const { default: Provider, errors } = await import('oidc-provider');
+  stage('oidc-provider imported');
 
   const host = options.host ?? DEFAULTS.host;
   const algs = parseList(options.algs, DEFAULTS.algs);
@@ -867,14 +871,17 @@ export async function startOidcProvider(options = {}) {
   const server = tlsOn ? https.createServer({ cert, key }, listener) : http.createServer(listener);
   server.keepAliveTimeout = 5000;
   await listen(server, options.port ?? DEFAULTS.port, host);
+  stage('provider port listening');
   const { port } = server.address();
   issuer = options.issuer ?? (tlsOn ? `https://localhost:${port}` : `http://${host}:${port}`);
 
   // First generation: one key per alg.
   keys = algs.map((a) => generateSigningJwk(a, 0));
   signing = Object.fromEntries(keys.map((k) => [k.alg, k.kid]));
+  stage('signing keys generated');
   provider = await buildProvider(keys, signing);
   handler = provider.callback();
+  stage('provider built');
 
   const state = () => ({
     issuer,
@@ -1055,6 +1062,7 @@ export async function startOidcProvider(options = {}) {
   });
   try {
     await listen(control, options.controlPort ?? DEFAULTS.controlPort, host);
+    stage('control port listening');
   } catch (e) {
     await closeServer(server);
     throw e;
@@ -1153,6 +1161,9 @@ async function main() {
   for (const k of Object.keys(args)) if (!known.has(k)) throw new Error(`unknown option --${k}`);
 
   const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  const started = performance.now();
+  const stage = (name) => process.stderr.write(`[oidc fixture +${Math.round(performance.now() - started)} ms] ${name}\n`);
+  stage(`main (node up ${Math.round(started)} ms after process start)`);
   let fx;
   const shutdown = async (code = 0) => {
     try { await fx?.close(); } finally { process.exit(code); }
@@ -1175,6 +1186,7 @@ async function main() {
     logoutConfirm: args['logout-confirm'],
     onRotate: (s) => emit({ event: 'rotated', ...summary(s) }),
     onShutdown: () => process.exit(0),
+    stage,
   });
   for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => { shutdown(0); });
   process.on('SIGUSR2', () => {
