@@ -10,6 +10,8 @@
 #include <boost/beast/core/stream_traits.hpp>
 #include <vector>
 
+#include "net/tls_error.hpp"
+
 namespace portcullis {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -59,6 +61,7 @@ class PumpImpl final : public H2Pump {
       if (ec) {
         if (error_.empty() && ec != asio::error::eof && ec != asio::error::operation_aborted) {
           error_ = ec.message();
+          tls_error_ = is_tls_error(ec);
         }
         break;
       }
@@ -99,6 +102,8 @@ class PumpImpl final : public H2Pump {
   bool closed() const override { return closed_; }
   asio::any_io_executor executor() override { return stream_.get_executor(); }
   const std::string& error() const override { return error_; }
+  bool tls_error() const override { return tls_error_; }
+  bool received_any() const override { return reads_ > 0; }
 
  private:
   bool feed(const char* data, std::size_t n) {
@@ -175,7 +180,10 @@ class PumpImpl final : public H2Pump {
         auto [ec, written] = co_await asio::async_write(stream_, asio::buffer(out), use_nothrow);
         (void)written;
         if (ec) {
-          if (error_.empty() && ec != asio::error::operation_aborted) error_ = ec.message();
+          if (error_.empty() && ec != asio::error::operation_aborted) {
+            error_ = ec.message();
+            tls_error_ = is_tls_error(ec);
+          }
           flush_then_close_ = false;
           close();
           co_return;
@@ -205,6 +213,7 @@ class PumpImpl final : public H2Pump {
   bool keepalive_done_ = true;
   nghttp2_session* session_ = nullptr;
   std::string error_;
+  bool tls_error_ = false;
   bool closed_ = false;
   bool running_ = false;
   bool writer_done_ = true;

@@ -38,6 +38,8 @@ class H2Pump {
   virtual bool closed() const = 0;
   virtual boost::asio::any_io_executor executor() = 0;
   virtual const std::string& error() const = 0;  // why run() ended ("" on a clean close)
+  virtual bool tls_error() const = 0;     // that reason came from TLS (an alert, a bad record)
+  virtual bool received_any() const = 0;  // any byte of the peer's arrived (TLS: application data)
 };
 
 std::unique_ptr<H2Pump> make_h2_pump(boost::beast::tcp_stream stream);

@@ -1063,7 +1063,9 @@ void Stream::on_close(uint32_t error_code) {
   }
   if (down_closed) return;
   if (!response_started) {
-    if (error_code == NGHTTP2_NO_ERROR) {
+    if (error_code == kUpstreamTlsRefused) {
+      session->reply(*this, 502, "upstream_connect_failed", "could not connect to the upstream");
+    } else if (error_code == NGHTTP2_NO_ERROR) {
       session->reply(*this, 502, "upstream_protocol",
                      "the upstream ended the stream without a response");
     } else {

@@ -73,15 +73,21 @@ void H2UpstreamSession::run() {
         co_await self->pump_->run(self->session_);
         self->closed_ = true;
         self->metrics_.connections_active.fetch_sub(1, std::memory_order_relaxed);
-        if (!self->pump_->error().empty()) {
-          self->metrics_.error(UpstreamErrorKind::reset);
+        const bool tls_refused = self->pump_->tls_error() && !self->pump_->received_any();
+        if (tls_refused) {
+          self->metrics_.error(UpstreamErrorKind::tls);
+          app_log()->warn("upstream HTTP/2 connection {} refused at the TLS layer: {}",
+                          escape_for_log(self->endpoint_key_), self->pump_->error());
+        } else if (!self->pump_->error().empty()) {
+          self->metrics_.error(self->pump_->tls_error() ? UpstreamErrorKind::tls
+                                                        : UpstreamErrorKind::reset);
           app_log()->warn("upstream HTTP/2 connection {} ended: {}",
                           escape_for_log(self->endpoint_key_), self->pump_->error());
         }
         auto handlers = std::move(self->handlers_);
         self->handlers_.clear();
         for (auto& [id, h] : handlers) {
-          if (h) h->on_close(NGHTTP2_INTERNAL_ERROR);
+          if (h) h->on_close(tls_refused ? kUpstreamTlsRefused : uint32_t{NGHTTP2_INTERNAL_ERROR});
         }
       },
       asio::detached);

@@ -29,6 +29,13 @@
 
 namespace portcullis {
 
+// H2UpstreamHandler::on_close's code when the connection failed at the TLS layer before the
+// upstream sent a byte: TLS 1.3 refuses a client certificate with an alert just after the
+// client considers the handshake done. Handlers answer it as a failed connect (502
+// upstream_connect_failed), like the same refusal inside a TLS 1.2 handshake. Not an HTTP/2
+// error code; never sent on the wire.
+inline constexpr uint32_t kUpstreamTlsRefused = 0x10000;
+
 // Receives one upstream stream's events, on the worker's thread.
 class H2UpstreamHandler {
  public:
@@ -37,7 +44,8 @@ class H2UpstreamHandler {
   virtual void on_data(const uint8_t* data, std::size_t len) = 0;
   virtual void on_trailers(H2Headers trailers) = 0;
   // The stream is over: error_code 0 after a complete response, else an HTTP/2 error code
-  // (the connection failing reports NGHTTP2_INTERNAL_ERROR). Called once, last.
+  // (the connection failing reports NGHTTP2_INTERNAL_ERROR, or kUpstreamTlsRefused when TLS
+  // refused it before the upstream's first byte). Called once, last.
   virtual void on_close(uint32_t error_code) = 0;
   // Copies up to `len` request-body bytes into `buf`. Returns the count, sets *eof at the
   // end, or returns NGHTTP2_ERR_DEFERRED when nothing is ready yet (then call resume()).

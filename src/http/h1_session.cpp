@@ -38,6 +38,7 @@
 #include "h2/h2_upstream_pool.hpp"
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
+#include "net/tls_error.hpp"
 #include "proxy/admission.hpp"
 #include "server/worker.hpp"
 
@@ -564,6 +565,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     forget_upstream();
     conn.reset();
     std::optional<UpstreamFailure> failure;
+    std::string tls_failure;  // an alert or TLS error from the upstream after the handshake
     while (!conn && connect_attempts < max_connect_attempts) {
       ++connect_attempts;
       auto acquired = co_await worker_.pool().acquire(up, metrics, exclude, ctx.upstream_tls);
@@ -618,6 +620,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_write_failed = true;
+        tls_failure = is_tls_error(ec) ? ec.message() : std::string{};
         break;
       }
     } while (!sr.is_done());
@@ -636,6 +639,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         auto [ec, n] = co_await http::async_read_header(conn->io, conn->buffer, *rp, use_nothrow);
         if (ec) {
           read_failed = true;
+          if (is_tls_error(ec)) tls_failure = ec.message();
           timed_out = upstream_timed_out_;
           protocol_error =
               !timed_out &&
@@ -653,13 +657,27 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
 
     // A pooled connection the upstream closed before answering: safe to retry on another
     // connection when nothing of the request body was consumed and the method is idempotent.
-    bool stale = conn->reused && !timed_out && !protocol_error;
+    bool stale = conn->reused && !timed_out && !protocol_error && tls_failure.empty();
     if (stale && idempotent && !has_body && stale_retries < 2) {
       ++stale_retries;
       continue;
     }
     worker_.pool().record_failure(up, conn->endpoint_index);
     bool keep = ex.client_keep_alive && parser.is_done();
+    if (!tls_failure.empty()) {
+      // TLS 1.3 refuses a client certificate with an alert after the client's side of the
+      // handshake is done: on a new connection that is a failed connect, as under TLS 1.2.
+      metrics.error(UpstreamErrorKind::tls);
+      app_log()->warn("upstream {} ({}): TLS failed on {} after the handshake: {}", up.name,
+                      conn->address, conn->reused ? "a reused connection" : "a new connection",
+                      tls_failure);
+      if (!conn->reused) {
+        co_return co_await reply(ex, 502, "upstream_connect_failed",
+                                 "could not connect to the upstream", keep);
+      }
+      co_return co_await reply(ex, 502, "upstream_reset", "the upstream closed the connection",
+                               keep);
+    }
     if (timed_out) {
       metrics.error(UpstreamErrorKind::timeout);
       co_return co_await reply(ex, 504, "upstream_timeout", "the upstream did not answer in time",
@@ -932,6 +950,10 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
     if (!bridge->closed) {
       co_return co_await reply(ex, 504, "upstream_timeout", "the upstream did not answer in time",
                                false);
+    }
+    if (bridge->error_code == kUpstreamTlsRefused) {
+      co_return co_await reply(ex, 502, "upstream_connect_failed",
+                               "could not connect to the upstream", false);
     }
     co_return co_await reply(ex, 502, "upstream_reset",
                              "the upstream ended the stream without a response", false);

@@ -5,7 +5,8 @@
 //   - keep-alive: sequential requests share one TLS connection (one handshake at the upstream,
 //     portcullis_upstream_connections_reused_total grows);
 //   - refusals are 502 upstream_connect_failed and count as kind="tls": a certificate from
-//     another CA, a server_name the certificate does not carry;
+//     another CA, a server_name the certificate does not carry, a missing client certificate
+//     (inside the TLS 1.2 handshake, or TLS 1.3's alert just after it);
 //   - mTLS to the upstream: with tls.cert/key the upstream sees the gateway's client
 //     certificate; without it the upstream refuses and the client gets a 502.
 import { describe, test, before, after } from 'node:test';
@@ -19,9 +20,9 @@ import {
 } from '../support/harness.mjs';
 
 /** A node:https echo upstream: JSON {method, url, headers, bodyLength, bodySha256, alpn, servername, peerCn}; ?size=N answers N pattern bytes. */
-async function startHttpsUpstream({ cert, key, ca, requestCert = false }) {
+async function startHttpsUpstream({ cert, key, ca, requestCert = false, maxVersion = 'TLSv1.3' }) {
   const server = https.createServer({
-    cert: fs.readFileSync(cert), key: fs.readFileSync(key), ALPNProtocols: ['http/1.1'],
+    cert: fs.readFileSync(cert), key: fs.readFileSync(key), ALPNProtocols: ['http/1.1'], maxVersion,
     ...(requestCert ? { ca: fs.readFileSync(ca), requestCert: true, rejectUnauthorized: true } : {}),
   });
   const stats = { handshakes: 0, requests: 0, tlsErrors: [] };
@@ -72,6 +73,7 @@ describe('HTTP/1.1 over TLS to upstreams', { timeout: 120_000 }, () => {
     up.secure = await startHttpsUpstream(certs);
     up.foreign = await startHttpsUpstream(foreign);
     up.mtls = await startHttpsUpstream({ ...certs, requestCert: true });
+    up.mtls12 = await startHttpsUpstream({ ...certs, requestCert: true, maxVersion: 'TLSv1.2' });
     for (const u of Object.values(up)) cleanup.add(() => u.close());
     const upstream = (name, u, tls) => ({ name, endpoints: [u.address], tls, timeouts: { connect: '2s', request: '10s' } });
     const upstreams = [
@@ -81,6 +83,7 @@ describe('HTTP/1.1 over TLS to upstreams', { timeout: 120_000 }, () => {
       upstream('misnamed', up.secure, { ca: certs.ca, server_name: 'wrong.example' }),
       upstream('mtls', up.mtls, { ca: certs.ca, server_name: 'localhost', cert: certs.clientCert, key: certs.clientKey }),
       upstream('mtlsanon', up.mtls, { ca: certs.ca, server_name: 'localhost' }),
+      upstream('mtls12anon', up.mtls12, { ca: certs.ca, server_name: 'localhost' }),
     ];
     const routes = upstreams.map((u) => ({ name: u.name, match: { path_prefix: `/${u.name}` }, upstream: u.name, auth: 'public' }));
     const built = await basicConfig({ upstreams, routes, server: { workers: 1 } });
@@ -145,13 +148,24 @@ describe('HTTP/1.1 over TLS to upstreams', { timeout: 120_000 }, () => {
     await gw.waitForLog(/TLS handshake failed for localhost: .*certificate/, 3000);
   });
 
-  test('mTLS: the gateway presents tls.cert; without one the upstream refuses and the client gets 502', async () => {
+  test('mTLS: the gateway presents tls.cert; without one the upstream refuses: 502 upstream_connect_failed, kind="tls", under TLS 1.3 and 1.2 alike', async () => {
     const r = await get('/mtls/who');
     assert.equal(r.status, 200, String(r.body));
     assert.ok(JSON.parse(r.body).peerCn, 'the upstream saw a client certificate');
     const requests = up.mtls.stats.requests;
-    const anon = await get('/mtlsanon/who');
-    assert.equal(anon.status, 502, String(anon.body));
+    // TLS 1.3: the client's side of the handshake is done before the server checks the
+    // (missing) certificate; the refusal is an alert on the first read. Still a failed connect.
+    for (const [name, server] of [['mtlsanon', up.mtls], ['mtls12anon', up.mtls12]]) {
+      const before = metricSum(await fetchMetrics(gw), 'portcullis_upstream_errors_total', { upstream: name, kind: 'tls' });
+      const served = server.stats.requests;
+      const anon = await get(`/${name}/who`);
+      checkGatewayError(assert, anon, 502, 'upstream_connect_failed');
+      const after = metricSum(await fetchMetrics(gw), 'portcullis_upstream_errors_total', { upstream: name, kind: 'tls' });
+      assert.ok(after > before, `${name}: upstream_errors_total{kind="tls"} grows`);
+      assert.equal(server.stats.requests, served, `${name}: a request without a client certificate reached the handler`);
+    }
     assert.equal(up.mtls.stats.requests, requests, 'the anonymous request never reached the upstream handler');
+    await gw.waitForLog(/upstream mtlsanon .*TLS failed on a new connection after the handshake: .*certificate required/, 3000);
+    await gw.waitForLog(/upstream mtls12anon .*TLS handshake failed for localhost/, 3000);
   });
 });
