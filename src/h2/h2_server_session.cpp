@@ -37,6 +37,7 @@
 #include "h2/grpc_web.hpp"
 #include "h2/h2_pump.hpp"
 #include "h2/h2_upstream_pool.hpp"
+#include "http/flat_write.hpp"
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
 #include "proxy/admission.hpp"
@@ -931,6 +932,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
   }
   http::request_serializer<http::buffer_body> sr{req};
   std::string chunk;
+  std::string head_scratch;  // async_write_flat's buffer for this request
   do {
     if (has_body) {
       while (s.req_buf.empty() && !s.req_end && !s.down_closed) co_await wait_for_progress(s);
@@ -947,8 +949,7 @@ asio::awaitable<void> H2ServerSession::relay_h1(std::shared_ptr<Stream> sp, http
       req.body().more = false;
     }
     conn->stream.expires_after(up.timeouts.idle);
-    auto [ec, n] = co_await http::async_write(conn->io, sr, nothrow);
-    if (ec == http::error::need_buffer) ec = {};
+    auto [ec, n] = co_await async_write_flat(conn->io, sr, head_scratch);
     if (ec) {
       worker_.pool().record_failure(up, conn->endpoint_index);
       reply(s, 502, "upstream_write_failed", "could not send the request to the upstream");

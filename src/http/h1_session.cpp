@@ -36,6 +36,7 @@
 #include "h2/grpc_web.hpp"
 #include "h2/h2_server_session.hpp"
 #include "h2/h2_upstream_pool.hpp"
+#include "http/flat_write.hpp"
 #include "http/header_rules.hpp"
 #include "http/path_normalizer.hpp"
 #include "net/tls_error.hpp"
@@ -182,6 +183,7 @@ class H1Session final : public DownstreamConnection {
   tcp::endpoint peer_;
   beast::flat_buffer buffer_;
   bool idle_ = true;
+  std::string write_scratch_;      // async_write_flat's buffer, reused for every write
   std::unique_ptr<char[]> chunk_;  // kChunk bytes, allocated when the connection first relays
   // Header deadline: a timer that cancels (not closes) the socket's pending read, so a 408
   // can still be written. life_ lets a late timer handler see the session is gone.
@@ -616,7 +618,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
         req.body().more = false;
       }
       upstream_deadline(conn->stream, up.timeouts.idle);
-      auto [ec, n] = co_await http::async_write(conn->io, sr, use_nothrow);
+      auto [ec, n] = co_await async_write_flat(conn->io, sr, write_scratch_);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_write_failed = true;
@@ -738,7 +740,7 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
       res.body().more = false;
     }
     client_deadline(limits_.idle_timeout);
-    auto [ec, n] = co_await http::async_write(stream_, rs, use_nothrow);
+    auto [ec, n] = co_await async_write_flat(stream_, rs, write_scratch_);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       ctx.error_code = "client_aborted_download";
@@ -1015,7 +1017,7 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
       continue;
     }
     client_deadline(limits_.idle_timeout);
-    auto [ec, n] = co_await http::async_write(stream_, sr, use_nothrow);
+    auto [ec, n] = co_await async_write_flat(stream_, sr, write_scratch_);
     if (ec == http::error::need_buffer) ec = {};
     ctx.bytes_out += n;
     if (ec) {
