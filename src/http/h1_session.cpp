@@ -619,7 +619,6 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
       }
       upstream_deadline(conn->stream, up.timeouts.idle);
       auto [ec, n] = co_await async_write_flat(conn->io, sr, write_scratch_);
-      if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_write_failed = true;
         tls_failure = is_tls_error(ec) ? ec.message() : std::string{};
@@ -741,7 +740,6 @@ asio::awaitable<bool> H1Session<Stream>::forward(RequestParser& parser, Exchange
     }
     client_deadline(limits_.idle_timeout);
     auto [ec, n] = co_await async_write_flat(stream_, rs, write_scratch_);
-    if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       ctx.error_code = "client_aborted_download";
       down_keep = false;
@@ -1018,7 +1016,6 @@ asio::awaitable<bool> H1Session<Stream>::forward_h2(RequestParser& parser, Excha
     }
     client_deadline(limits_.idle_timeout);
     auto [ec, n] = co_await async_write_flat(stream_, sr, write_scratch_);
-    if (ec == http::error::need_buffer) ec = {};
     ctx.bytes_out += n;
     if (ec) {
       ctx.status = 499;
