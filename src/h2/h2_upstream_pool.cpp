@@ -81,10 +81,7 @@ H2UpstreamPool::acquire(const UpstreamConfig& upstream, asio::ssl::context* tls,
 asio::awaitable<std::unique_ptr<H2Pump>> H2UpstreamPool::handshake(const UpstreamConfig& upstream,
                                                                    asio::ssl::context& tls,
                                                                    UpstreamConnection& conn) {
-  const auto& endpoint = upstream.endpoints.at(static_cast<std::size_t>(conn.endpoint_index));
-  const std::string& name = upstream.tls && !upstream.tls->server_name.empty()
-                                ? upstream.tls->server_name
-                                : endpoint.address.host;
+  const std::string& name = upstream_tls_name(upstream, conn.endpoint_index);
   beast::ssl_stream<beast::tcp_stream> stream(std::move(conn.stream), tls);
   if (!prepare_upstream_tls(stream.native_handle(), name)) {
     conn.metrics.error(UpstreamErrorKind::tls);
@@ -98,15 +95,9 @@ asio::awaitable<std::unique_ptr<H2Pump>> H2UpstreamPool::handshake(const Upstrea
   if (ec) {
     conn.metrics.error(ec == beast::error::timeout ? UpstreamErrorKind::timeout
                                                    : UpstreamErrorKind::tls);
-    std::string reason = ec.message();
-    const long verify = SSL_get_verify_result(stream.native_handle());
-    if (verify != X509_V_OK) {
-      reason += " (certificate: ";
-      reason += X509_verify_cert_error_string(verify);
-      reason += ')';
-    }
     app_log()->warn("upstream {} ({}): TLS handshake failed for {}: {}", upstream.name,
-                    conn.address, escape_for_log(name), reason);
+                    conn.address, escape_for_log(name),
+                    tls_handshake_failure(ec, stream.native_handle()));
     co_return nullptr;
   }
   const unsigned char* alpn = nullptr;

@@ -128,4 +128,20 @@ bool prepare_upstream_tls(SSL* ssl, const std::string& host) {
   return true;
 }
 
+const std::string& upstream_tls_name(const UpstreamConfig& upstream, int endpoint_index) {
+  if (upstream.tls && !upstream.tls->server_name.empty()) return upstream.tls->server_name;
+  return upstream.endpoints.at(static_cast<std::size_t>(endpoint_index)).address.host;
+}
+
+std::string tls_handshake_failure(const boost::system::error_code& ec, SSL* ssl) {
+  std::string reason = ec.message();
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    reason += " (certificate: ";
+    reason += X509_verify_cert_error_string(verify);
+    reason += ')';
+  }
+  return reason;
+}
+
 }  // namespace portcullis

@@ -26,4 +26,12 @@ std::shared_ptr<boost::asio::ssl::context> make_upstream_tls_context(const Upstr
 // false when OpenSSL refuses the name.
 bool prepare_upstream_tls(SSL* ssl, const std::string& host);
 
+// The name an upstream endpoint's certificate is checked against: tls.server_name when set,
+// else the endpoint's host (a name or an IP literal).
+const std::string& upstream_tls_name(const UpstreamConfig& upstream, int endpoint_index);
+
+// Why a client handshake failed, for the log: the error, plus the certificate verification
+// error when there is one (e.g. "... (certificate: unable to get local issuer certificate)").
+std::string tls_handshake_failure(const boost::system::error_code& ec, SSL* ssl);
+
 }  // namespace portcullis

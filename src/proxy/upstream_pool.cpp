@@ -149,10 +149,7 @@ UpstreamPool::acquire(const UpstreamConfig& upstream, UpstreamMetrics& metrics,
 asio::awaitable<std::string> UpstreamPool::handshake(const UpstreamConfig& upstream,
                                                      asio::ssl::context& tls,
                                                      UpstreamConnection& conn) {
-  const auto& endpoint = upstream.endpoints.at(static_cast<std::size_t>(conn.endpoint_index));
-  const std::string& name = upstream.tls && !upstream.tls->server_name.empty()
-                                ? upstream.tls->server_name
-                                : endpoint.address.host;
+  const std::string& name = upstream_tls_name(upstream, conn.endpoint_index);
   auto stream = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(conn.stream, tls);
   if (!prepare_upstream_tls(stream->native_handle(), name)) {
     conn.metrics.error(UpstreamErrorKind::tls);
@@ -163,14 +160,8 @@ asio::awaitable<std::string> UpstreamPool::handshake(const UpstreamConfig& upstr
   if (ec) {
     conn.metrics.error(ec == beast::error::timeout ? UpstreamErrorKind::timeout
                                                    : UpstreamErrorKind::tls);
-    std::string reason = ec.message();
-    const long verify = SSL_get_verify_result(stream->native_handle());
-    if (verify != X509_V_OK) {
-      reason += " (certificate: ";
-      reason += X509_verify_cert_error_string(verify);
-      reason += ')';
-    }
-    co_return "TLS handshake failed for " + escape_for_log(name) + ": " + reason;
+    co_return "TLS handshake failed for " + escape_for_log(name) + ": " +
+        tls_handshake_failure(ec, stream->native_handle());
   }
   conn.tls = std::move(stream);
   co_return std::string();
